@@ -1,0 +1,351 @@
+//! One assignment from start to end: a fresh directory under the work dir, the commit checked
+//! out into it, the job run by the runner with the agent's sink, its log and events streamed,
+//! its result reported, and the directory removed.
+
+use crate::client::Client;
+use crate::config::AgentConfig;
+use crate::control::JobControl;
+use crate::heartbeat::keep_alive;
+use crate::shutdown::Shutdown;
+use crate::sink::{EventQueue, JobSink};
+use crate::spool::LogSpool;
+use crate::uploader::{Report, UploadSettings, Uploader};
+use gantry_protocol::agent::JobAssignment;
+use gantry_protocol::{Annotation, AnnotationLevel, Conclusion, Event, EventKind, FailureReason};
+use gantry_runner::checkout::{CheckoutOptions, RepoSource, checkout};
+use gantry_runner::job::now_ms;
+use gantry_runner::mask::Masker;
+use gantry_runner::{EventSink, JobOutcome, JobRequest, RunnerOptions, run_job};
+use indexmap::IndexMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// What an agent shares with each of its jobs.
+#[derive(Clone, Debug)]
+pub struct JobContext {
+    pub client: Client,
+    pub config: Arc<AgentConfig>,
+    pub shutdown: Shutdown,
+}
+
+/// The directories of one job.
+struct JobDirs {
+    root: PathBuf,
+    workspace: PathBuf,
+    temp: PathBuf,
+}
+
+/// Runs one assignment and reports it. Never panics on what the server sent; every failure
+/// ends in a finish request (unless the lease is gone).
+pub async fn run_assignment(ctx: JobContext, assignment: JobAssignment) -> Report {
+    let job_id = assignment.job_id.clone();
+    let lease_id = assignment.lease_id.clone();
+    let root = ctx.config.work_dir.join(dir_name(&job_id));
+    let dirs = JobDirs {
+        workspace: root.join("workspace"),
+        temp: root.join("temp"),
+        root,
+    };
+    let (spool, setup_error) = match prepare_dirs(&dirs).await {
+        Ok(spool) => (spool, None),
+        Err(error) => {
+            let path = dirs.root.join("log");
+            (
+                LogSpool::unavailable(&path, &error),
+                Some(format!(
+                    "could not prepare the job's directory {}: {error}",
+                    dirs.root.display()
+                )),
+            )
+        }
+    };
+    let spool = Arc::new(spool);
+    let events = Arc::new(EventQueue::default());
+    let wake = Arc::new(Notify::new());
+    let sink = Arc::new(JobSink::new(spool.clone(), events.clone(), wake.clone()));
+    let control = Arc::new(JobControl::new(ctx.config.cancel_grace, sink.clone()));
+    let mut uploader = Uploader::new(
+        ctx.client.clone(),
+        job_id.clone(),
+        lease_id.clone(),
+        spool.clone(),
+        events,
+        wake,
+        control.clone(),
+        UploadSettings {
+            retry: ctx.config.retry,
+            chunk_size: ctx.config.log_chunk_size,
+            events_batch: ctx.config.events_batch,
+            linger: ctx.config.log_linger,
+        },
+    );
+
+    let interval = match assignment.heartbeat_interval_ms {
+        0 => ctx.config.heartbeat_interval,
+        ms => Duration::from_millis(ms),
+    };
+    let reported = CancellationToken::new();
+    let heartbeat = tokio::spawn(keep_alive(
+        ctx.client.clone(),
+        job_id.clone(),
+        lease_id.clone(),
+        interval,
+        control.clone(),
+        ctx.shutdown.clone(),
+        reported.clone(),
+    ));
+
+    tracing::info!(job = %job_id, name = %assignment.spec.name, "job started");
+    let run = async {
+        let outcome = match setup_error {
+            Some(message) => setup_failure(&sink, &assignment, message),
+            None => execute(&ctx, &assignment, &dirs, &sink, &control).await,
+        };
+        control.end();
+        outcome
+    };
+    let watch_shutdown = async {
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => control.stop_for_shutdown(),
+            _ = control.ended() => {}
+        }
+    };
+    // On a forced stop, an unreachable server gets a bounded time after the job ended before
+    // the agent leaves; otherwise the log and the result are retried until acknowledged.
+    let abandon = CancellationToken::new();
+    let deadline = tokio::spawn({
+        let shutdown = ctx.shutdown.clone();
+        let control = control.clone();
+        let abandon = abandon.clone();
+        let reported = reported.clone();
+        let timeout = ctx.config.stop_report_timeout;
+        async move {
+            let expire = async {
+                shutdown.cancelled().await;
+                control.ended().await;
+                tokio::time::sleep(timeout).await;
+            };
+            tokio::select! {
+                _ = expire => abandon.cancel(),
+                _ = reported.cancelled() => {}
+            }
+        }
+    });
+    let stream = async {
+        tokio::select! {
+            _ = uploader.stream() => {}
+            _ = abandon.cancelled() => {}
+        }
+    };
+    let (outcome, (), ()) = tokio::join!(run, stream, watch_shutdown);
+
+    let abandoned =
+        || Report::Refused("the agent stopped before the server acknowledged the job".to_owned());
+    let report = if control.is_gone() {
+        Report::Gone
+    } else if abandon.is_cancelled() {
+        abandoned()
+    } else {
+        tokio::select! {
+            report = uploader.finish(&outcome) => report,
+            _ = abandon.cancelled() => abandoned(),
+        }
+    };
+    reported.cancel();
+    let _ = heartbeat.await;
+    let _ = deadline.await;
+    match &report {
+        Report::Finished => tracing::info!(
+            job = %job_id,
+            conclusion = %outcome.conclusion,
+            log_bytes = uploader.acknowledged(),
+            "job reported"
+        ),
+        Report::Gone => tracing::warn!(job = %job_id, "job dropped: its lease is gone"),
+        Report::Refused(why) => tracing::error!(job = %job_id, "job not reported: {why}"),
+    }
+    drop(sink);
+    if let Err(error) = tokio::fs::remove_dir_all(&dirs.root).await
+        && error.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %dirs.root.display(), "could not remove the job's directory: {error}");
+    }
+    report
+}
+
+/// A fresh job directory (an old one of the same name is removed) and its log spool.
+async fn prepare_dirs(dirs: &JobDirs) -> std::io::Result<LogSpool> {
+    match tokio::fs::remove_dir_all(&dirs.root).await {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    tokio::fs::create_dir_all(&dirs.workspace).await?;
+    tokio::fs::create_dir_all(&dirs.temp).await?;
+    LogSpool::create(&dirs.root.join("log"))
+}
+
+/// Checks out the commit and runs the job.
+async fn execute(
+    ctx: &JobContext,
+    assignment: &JobAssignment,
+    dirs: &JobDirs,
+    sink: &Arc<JobSink>,
+    control: &Arc<JobControl>,
+) -> JobOutcome {
+    let cancel = control.runner_cancel();
+    let mut masker = Masker::new();
+    for value in assignment.secrets.values() {
+        masker.add_secret(value);
+    }
+    masker.add_proxy_password(&assignment.source.url);
+    let source = RepoSource {
+        url: assignment.source.url.clone(),
+        sha: assignment.source.sha.clone(),
+        git_ref: assignment.source.git_ref.clone(),
+    };
+    let mut checkout_log = {
+        let sink = sink.clone();
+        let masker = masker.clone();
+        move |line: String| sink.log(&format!("{}\n", masker.mask(&line)))
+    };
+    let options = CheckoutOptions::default();
+    let checked_out = tokio::select! {
+        result = checkout(&source, &dirs.workspace, &options, &mut checkout_log) => Some(result),
+        _ = cancel.cancel.cancelled() => None,
+    };
+    match checked_out {
+        None => {
+            return JobOutcome {
+                conclusion: Conclusion::Cancelled,
+                reason: Some(FailureReason::Cancelled),
+                outputs: IndexMap::new(),
+            };
+        }
+        Some(Err(error)) => {
+            let message = masker.mask(&format!("could not check out the commit: {error}"));
+            return setup_failure(sink, assignment, message);
+        }
+        Some(Ok(())) => {}
+    }
+
+    let request = JobRequest {
+        spec: assignment.spec.clone(),
+        secrets: assignment.secrets.clone(),
+        workspace: dirs.workspace.clone(),
+        temp_dir: dirs.temp.clone(),
+        tool_cache: ctx.config.work_dir.join("_tool"),
+        source: Some(source),
+        workspace_is_working_tree: false,
+        base_env: host_env(),
+        tracking_id: format!(
+            "agent-{}-{}-{}",
+            std::process::id(),
+            dir_name(&assignment.job_id),
+            dir_name(&assignment.lease_id)
+        ),
+        options: RunnerOptions {
+            stop: ctx.config.stop,
+            skip_unavailable_actions: false,
+            step_debug: step_debug(assignment),
+            runner_name: ctx.config.name.clone(),
+        },
+    };
+    let runner_sink: Arc<dyn EventSink> = sink.clone();
+    run_job(request, runner_sink, cancel).await
+}
+
+/// Reports a job that could not start, as the runner reports its own setup failures.
+fn setup_failure(sink: &JobSink, assignment: &JobAssignment, message: String) -> JobOutcome {
+    let job = assignment.spec.key.clone();
+    sink.log(&format!("##[error]{message}\n"));
+    sink.emit(Event {
+        job,
+        at_ms: now_ms(),
+        kind: EventKind::Annotation {
+            step: None,
+            annotation: Annotation {
+                level: AnnotationLevel::Error,
+                message: message.clone(),
+                title: None,
+                file: None,
+                line: None,
+                end_line: None,
+                column: None,
+                end_column: None,
+            },
+        },
+    });
+    JobOutcome {
+        conclusion: Conclusion::Failure,
+        reason: Some(FailureReason::SetupFailed(message)),
+        outputs: IndexMap::new(),
+    }
+}
+
+/// `ACTIONS_STEP_DEBUG` set to `true` as a secret or a variable, as GitHub reads it.
+fn step_debug(assignment: &JobAssignment) -> bool {
+    let is_true = |v: &str| v.trim().eq_ignore_ascii_case("true");
+    assignment
+        .secrets
+        .get("ACTIONS_STEP_DEBUG")
+        .is_some_and(|v| is_true(v))
+        || assignment
+            .spec
+            .vars
+            .get("ACTIONS_STEP_DEBUG")
+            .and_then(|v| v.as_str())
+            .is_some_and(is_true)
+}
+
+/// The environment step processes start from: the agent's own, without what would make a job
+/// believe it runs inside another CI's job, and without the agent's settings (its registration
+/// token among them).
+pub fn host_env() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| {
+            !(k.starts_with("GITHUB_")
+                || k.starts_with("RUNNER_")
+                || k.starts_with("ACTIONS_")
+                || k.starts_with("INPUT_")
+                || k.starts_with("GANTRY_"))
+        })
+        .collect()
+}
+
+/// A file name made of an id the server sent: letters, digits, `-` and `_` kept, anything
+/// else replaced, so an id can never name a path outside the work dir.
+fn dir_name(id: &str) -> String {
+    let name: String = id
+        .chars()
+        .take(100)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() {
+        "job".to_owned()
+    } else {
+        name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_become_safe_directory_names() {
+        assert_eq!(dir_name("job_0123abcd"), "job_0123abcd");
+        assert_eq!(dir_name("../../etc"), "______etc");
+        assert_eq!(dir_name(""), "job");
+        assert_eq!(dir_name(&"x".repeat(300)).len(), 100);
+    }
+}

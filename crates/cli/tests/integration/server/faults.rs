@@ -1,0 +1,306 @@
+//! Processes killed with SIGKILL: an agent in the middle of a job (A1), the server in the middle
+//! of a run with a webhook it accepted but had not processed yet (C1, C2).
+
+use super::harness::{
+    Agent, GitRepo, Server, StepProcesses, ZERO_SHA, delivery_id, jobs_of, lines_with, wait_agents,
+    wait_for,
+};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// The first attempt prints its lines and sleeps until killed; a later one finishes.
+const LOST: &str = r#"name: lost
+on: push
+jobs:
+  slow:
+    runs-on: ubuntu-latest
+    steps:
+      - run: |
+          echo $$ > "$E2E_PIDS/slow-$(date +%s%N).pid"
+          for i in 1 2 3 4 5; do echo "out line $i"; done
+          echo "out marker"
+          if [ ! -e "$E2E_PIDS/first-attempt" ]; then
+            touch "$E2E_PIDS/first-attempt"
+            sleep 1000
+          fi
+          echo "out finished"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_job_of_a_killed_agent_is_lost_at_lease_expiry_and_retried_on_another_agent() {
+    let server = Server::start().await;
+    let steps = StepProcesses::new();
+    let mut agents = [
+        Agent::start(&server, "one", &steps, &[]),
+        Agent::start(&server, "two", &steps, &[]),
+    ];
+    wait_agents(&server, 2).await;
+
+    let repo = GitRepo::new("lost");
+    repo.write(".github/workflows/lost.yml", LOST);
+    let sha = repo.commit("lost");
+    let repo_id = server.register(&repo, json!({})).await;
+    let status = server
+        .post_webhook(
+            "push",
+            &delivery_id("lost"),
+            &repo.push_payload(ZERO_SHA, &sha),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let run = server
+        .wait_run_of(&repo_id, &sha, Duration::from_secs(30))
+        .await;
+    let run_id = run["id"].as_str().expect("run id").to_owned();
+
+    // Attempt 1 is running and its marker is stored: its agent is killed.
+    let first = wait_for("attempt 1 to print", Duration::from_secs(30), || {
+        let server = &server;
+        let run_id = &run_id;
+        async move {
+            let detail = server.run(run_id).await;
+            let job = jobs_of(&detail, "slow").first().cloned().cloned()?;
+            let log = server.log(job["id"].as_str()?).await;
+            log.contains("out marker\n").then_some(job)
+        }
+    })
+    .await;
+    let victim = first["agent_name"].as_str().expect("agent name").to_owned();
+    let killed_at = Instant::now();
+    agents
+        .iter_mut()
+        .find(|a| a.name == victim)
+        .expect("the job's agent")
+        .kill();
+
+    // Within the lease (3 s) plus a sweep and a margin, attempt 1 is lost.
+    let first_id = first["id"].as_str().expect("job id").to_owned();
+    let lost = wait_for("attempt 1 to be lost", Duration::from_secs(15), || {
+        let server = &server;
+        let first_id = &first_id;
+        async move {
+            let job = server.job(first_id).await["job"].clone();
+            (job["status"] == "completed").then_some(job)
+        }
+    })
+    .await;
+    let lost_after = killed_at.elapsed();
+    assert_eq!(lost["conclusion"], "failure", "{lost:#}");
+    assert_eq!(lost["reason"], json!({"kind": "agent_lost"}), "{lost:#}");
+    assert!(
+        lost_after <= Duration::from_millis(3_000 + 3_000),
+        "the lost job was noticed {lost_after:?} after the kill (lease 3 s)"
+    );
+
+    // Attempt 2 runs on the other agent and the run succeeds.
+    let detail = server
+        .wait_run_completed(&run_id, Duration::from_secs(30))
+        .await;
+    assert_eq!(detail["run"]["conclusion"], "success", "{detail:#}");
+    let attempts = jobs_of(&detail, "slow");
+    assert_eq!(attempts.len(), 2, "{detail:#}");
+    let second = attempts[1];
+    assert_eq!(second["attempt"], 2);
+    assert_eq!(second["conclusion"], "success");
+    assert_ne!(second["agent_name"].as_str(), Some(victim.as_str()));
+
+    // Attempt 1's log is kept, up to the marker; neither log repeats a line.
+    let first_log = server.log(&first_id).await;
+    assert_eq!(
+        lines_with(&first_log, "out "),
+        [
+            "out line 1",
+            "out line 2",
+            "out line 3",
+            "out line 4",
+            "out line 5",
+            "out marker"
+        ]
+    );
+    let second_log = server.log(second["id"].as_str().expect("id")).await;
+    assert_eq!(
+        lines_with(&second_log, "out "),
+        [
+            "out line 1",
+            "out line 2",
+            "out line 3",
+            "out line 4",
+            "out line 5",
+            "out marker",
+            "out finished"
+        ]
+    );
+}
+
+/// Three independent jobs for one agent: one runs while the others wait in the queue. Each
+/// step also writes what it prints to a file, to compare with the stored log.
+const RESTART: &str = r#"name: restart
+on: push
+jobs:
+  j1:
+    runs-on: ubuntu-latest
+    steps:
+      - run: for i in $(seq 1 50); do echo "out j1 $i" | tee -a "$E2E_PIDS/j1.printed"; sleep 0.1; done
+  j2:
+    runs-on: ubuntu-latest
+    steps:
+      - run: for i in $(seq 1 50); do echo "out j2 $i" | tee -a "$E2E_PIDS/j2.printed"; sleep 0.1; done
+  j3:
+    runs-on: ubuntu-latest
+    steps:
+      - run: for i in $(seq 1 50); do echo "out j3 $i" | tee -a "$E2E_PIDS/j3.printed"; sleep 0.1; done
+"#;
+
+const AFTER: &str = r#"name: after
+on: push
+jobs:
+  later:
+    runs-on: ubuntu-latest
+    steps:
+      - run: echo "out later"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_restarted_on_its_data_loses_no_job_log_or_accepted_webhook() {
+    let mut server = Server::start().await;
+    let steps = StepProcesses::new();
+    let _agent = Agent::start(&server, "only", &steps, &[]);
+    wait_agents(&server, 1).await;
+
+    let repo = GitRepo::new("restart");
+    repo.write(".github/workflows/restart.yml", RESTART);
+    let first_sha = repo.commit("restart");
+    let repo_id = server.register(&repo, json!({})).await;
+    let status = server
+        .post_webhook(
+            "push",
+            &delivery_id("restart"),
+            &repo.push_payload(ZERO_SHA, &first_sha),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let run = server
+        .wait_run_of(&repo_id, &first_sha, Duration::from_secs(30))
+        .await;
+    let run_id = run["id"].as_str().expect("run id").to_owned();
+
+    // One job is running and has printed a few lines; the two others are queued.
+    let running = wait_for("a job to be running", Duration::from_secs(30), || {
+        let server = &server;
+        let run_id = &run_id;
+        async move {
+            let detail = server.run(run_id).await;
+            let jobs = detail["jobs"].as_array()?.clone();
+            let running = jobs.iter().find(|j| j["status"] == "running")?.clone();
+            let log = server.log(running["id"].as_str()?).await;
+            (lines_with(&log, "out ").len() >= 5).then_some((running, jobs))
+        }
+    })
+    .await;
+    let (running, jobs) = running;
+    assert_eq!(
+        jobs.iter().filter(|j| j["status"] == "queued").count(),
+        2,
+        "{jobs:#?}"
+    );
+    let running_key = running["key"].as_str().expect("key").to_owned();
+
+    // A push whose commit the server cannot fetch yet (it is only in a clone): the webhook
+    // is accepted (202), the ingester's fetch fails, and the delivery waits for a retry. That
+    // is the state of a delivery accepted and not processed when the server dies; it does not
+    // depend on killing the server within the milliseconds between 202 and processing.
+    let clone = GitRepo::fork(&repo, "owner");
+    clone.git(&["rm", "-q", ".github/workflows/restart.yml"]);
+    clone.write(".github/workflows/after.yml", AFTER);
+    let later_sha = clone.commit("after");
+    let body = repo.push_payload(&first_sha, &later_sha);
+    let answer = server
+        .http()
+        .post(format!("{}/hooks/github", server.url))
+        .header("Content-Type", "application/json")
+        .header("X-GitHub-Event", "push")
+        .header("X-GitHub-Delivery", delivery_id("later"))
+        .header(
+            "X-Hub-Signature-256",
+            super::harness::sign(super::harness::WEBHOOK_SECRET, body.to_string().as_bytes()),
+        )
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("webhook");
+    assert_eq!(answer.status(), 202);
+    let accepted: Value = answer.json().await.expect("json");
+    let delivery = accepted["delivery"]
+        .as_str()
+        .expect("delivery id")
+        .to_owned();
+    wait_for(
+        "the ingester to try the delivery",
+        Duration::from_secs(15),
+        || {
+            let server = &server;
+            let delivery = &delivery;
+            async move {
+                let stderr = server.stderr();
+                stderr
+                    .lines()
+                    .any(|l| l.contains("delivery failed") && l.contains(delivery.as_str()))
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    assert!(
+        server
+            .runs(&repo_id)
+            .await
+            .iter()
+            .all(|r| r["sha"] != later_sha.as_str()),
+        "the delivery was processed before the kill"
+    );
+
+    // kill -9; the server stays down longer than a lease; the commit reaches the repository.
+    server.kill();
+    repo.git(&["pull", "-q", "--ff-only", &clone.clone_url(), "main"]);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    server.restart().await;
+
+    // The first run ends with every job run once, successfully.
+    let detail = server
+        .wait_run_completed(&run_id, Duration::from_secs(60))
+        .await;
+    let jobs = detail["jobs"].as_array().expect("jobs");
+    assert_eq!(jobs.len(), 3, "a job ran twice: {detail:#}");
+    for job in jobs {
+        assert_eq!(job["conclusion"], "success", "{job:#}");
+        assert_eq!(job["attempt"], 1, "{job:#}");
+        // Each log holds exactly what the step printed, byte for byte.
+        let key = job["key"].as_str().expect("key");
+        let printed = std::fs::read_to_string(steps.dir().join(format!("{key}.printed")))
+            .expect("what the step printed");
+        assert_eq!(printed.lines().count(), 50);
+        let log = server.log(job["id"].as_str().expect("id")).await;
+        assert_eq!(
+            log.matches(printed.as_str()).count(),
+            1,
+            "the log of {key}{} is not what it printed",
+            if key == running_key {
+                " (running while the server was down)"
+            } else {
+                ""
+            }
+        );
+        assert_eq!(lines_with(&log, "out ").len(), 50, "{key}");
+    }
+    assert_eq!(detail["run"]["conclusion"], "success");
+
+    // The delivery accepted before the kill became its run after the restart.
+    let later = server
+        .wait_run_of(&repo_id, &later_sha, Duration::from_secs(30))
+        .await;
+    let later = server
+        .wait_run_completed(later["id"].as_str().expect("id"), Duration::from_secs(30))
+        .await;
+    assert_eq!(later["run"]["conclusion"], "success", "{later:#}");
+    assert_eq!(server.runs(&repo_id).await.len(), 2);
+}

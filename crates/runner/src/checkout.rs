@@ -1,0 +1,355 @@
+//! Getting the repository into a job's workspace, the way `actions/checkout` does it: a git
+//! repository whose `origin` is the source, holding the run's commit (shallow by default),
+//! checked out on the run's branch, with untracked files cleaned.
+//!
+//! Every git invocation is an argv array (no shell) and refs and paths are passed after `--` or
+//! as `+<sha>:<ref>` refspecs, so a branch named `--upload-pack=...` is never an option.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+/// Where the code comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepoSource {
+    /// Something `git fetch` understands: `file:///path/repo`, `https://...`.
+    pub url: String,
+    /// The commit to check out.
+    pub sha: String,
+    /// The full ref of the run (`refs/heads/main`, `refs/tags/v1`, `refs/pull/3/merge`).
+    pub git_ref: Option<String>,
+}
+
+/// The inputs of `actions/checkout` that apply to a local source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckoutOptions {
+    /// `fetch-depth`: commits to fetch; 0 means the whole history and all branches and tags.
+    pub fetch_depth: u32,
+    /// `clean`: `git clean -ffdx` and `git reset --hard` before checking out.
+    pub clean: bool,
+    /// `fetch-tags`.
+    pub fetch_tags: bool,
+    /// `submodules`: `None`, one level, or recursive.
+    pub submodules: Submodules,
+    /// `lfs`: run `git lfs pull` after checkout.
+    pub lfs: bool,
+}
+
+impl Default for CheckoutOptions {
+    fn default() -> Self {
+        CheckoutOptions {
+            fetch_depth: 1,
+            clean: true,
+            fetch_tags: false,
+            submodules: Submodules::No,
+            lfs: false,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Submodules {
+    No,
+    Yes,
+    Recursive,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckoutError {
+    #[error("could not run git: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("`git {args}` failed ({status}):\n{stderr}")]
+    Git {
+        args: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("could not prepare {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Puts `source` at `dest` (created if needed). A line of progress per git command goes to
+/// `log`.
+pub async fn checkout(
+    source: &RepoSource,
+    dest: &Path,
+    options: &CheckoutOptions,
+    log: &mut (dyn FnMut(String) + Send),
+) -> Result<(), CheckoutError> {
+    let io_err = |source| CheckoutError::Io {
+        path: dest.to_owned(),
+        source,
+    };
+    tokio::fs::create_dir_all(dest).await.map_err(io_err)?;
+
+    let reuse = is_repository_of(dest, &source.url).await;
+    if !reuse {
+        // Not ours: start from an empty directory, as actions/checkout does.
+        clear_directory(dest).await.map_err(io_err)?;
+        git(dest, &["init", "-q"], log).await?;
+        git(dest, &["remote", "add", "origin", &source.url], log).await?;
+    } else if options.clean {
+        git(dest, &["clean", "-ffdx"], log).await?;
+        git(dest, &["reset", "--hard", "-q", "HEAD"], log)
+            .await
+            .ok();
+    }
+
+    let branch = source
+        .git_ref
+        .as_deref()
+        .and_then(|r| r.strip_prefix("refs/heads/"));
+    // With the whole history, `refs/remotes/origin/*` come from the branch refspec and the
+    // commit lands in a ref of our own; shallow, the commit becomes the remote branch.
+    let target_ref = match branch {
+        Some(branch) if options.fetch_depth > 0 => format!("refs/remotes/origin/{branch}"),
+        _ => "refs/gantry/checkout".to_owned(),
+    };
+    let refspec = format!("+{}:{}", source.sha, target_ref);
+    let depth_arg = format!("--depth={}", options.fetch_depth);
+    let mut fetch: Vec<&str> = vec!["-c", "protocol.version=2", "fetch", "--prune", "--quiet"];
+    if options.fetch_tags || options.fetch_depth == 0 {
+        fetch.push("--tags");
+    } else {
+        fetch.push("--no-tags");
+    }
+    if options.fetch_depth > 0 {
+        fetch.push(&depth_arg);
+    }
+    fetch.extend(["--no-recurse-submodules", "origin"]);
+    if options.fetch_depth == 0 {
+        fetch.push("+refs/heads/*:refs/remotes/origin/*");
+    }
+    fetch.push(&refspec);
+    git(dest, &fetch, log).await?;
+
+    match branch {
+        Some(branch) => {
+            git(
+                dest,
+                &["checkout", "-q", "--force", "-B", branch, &source.sha],
+                log,
+            )
+            .await?
+        }
+        None => {
+            git(
+                dest,
+                &["checkout", "-q", "--force", "--detach", &source.sha],
+                log,
+            )
+            .await?
+        }
+    }
+
+    match options.submodules {
+        Submodules::No => {}
+        Submodules::Yes => {
+            git(dest, &["submodule", "sync", "--quiet"], log).await?;
+            git(dest, &["submodule", "update", "--init", "--force"], log).await?;
+        }
+        Submodules::Recursive => {
+            git(dest, &["submodule", "sync", "--quiet", "--recursive"], log).await?;
+            git(
+                dest,
+                &["submodule", "update", "--init", "--force", "--recursive"],
+                log,
+            )
+            .await?;
+        }
+    }
+    if options.lfs {
+        git(dest, &["lfs", "pull"], log).await?;
+    }
+    Ok(())
+}
+
+async fn is_repository_of(dest: &Path, url: &str) -> bool {
+    if !dest.join(".git").exists() {
+        return false;
+    }
+    let output = tokio::process::Command::new("git")
+        .args(["config", "--get", "remote.origin.url"])
+        .current_dir(dest)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(Stdio::null())
+        .output()
+        .await;
+    matches!(output, Ok(o) if o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == url)
+}
+
+async fn clear_directory(dir: &Path) -> std::io::Result<()> {
+    let mut entries = tokio::fs::read_dir(dir).await?;
+    while let Some(entry) = entries.next_entry().await? {
+        let path = entry.path();
+        if entry.file_type().await?.is_dir() {
+            tokio::fs::remove_dir_all(&path).await?;
+        } else {
+            tokio::fs::remove_file(&path).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs git in `dir` and fails with its stderr when it fails.
+async fn git(
+    dir: &Path,
+    args: &[&str],
+    log: &mut (dyn FnMut(String) + Send),
+) -> Result<(), CheckoutError> {
+    log(format!("[command]git {}", args.join(" ")));
+    let output = tokio::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ADVICE", "0")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(CheckoutError::Spawn)?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(CheckoutError::Git {
+            args: args.join(" "),
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        })
+    }
+}
+
+/// `file://` URL of a local repository path.
+pub fn file_url(path: &Path) -> String {
+    format!("file://{}", path.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn sh(dir: &Path, script: &str) -> String {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+            .output()
+            .expect("sh");
+        assert!(out.status.success(), "{script}: {:?}", out);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn repo() -> (tempfile::TempDir, String, String) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        sh(
+            dir.path(),
+            "git init -q -b main && echo one > a && git add a && git commit -qm one \
+             && echo two > b && git add b && git commit -qm two",
+        );
+        let head = sh(dir.path(), "git rev-parse HEAD");
+        let first = sh(dir.path(), "git rev-parse HEAD~1");
+        (dir, head, first)
+    }
+
+    #[tokio::test]
+    async fn checks_out_the_run_commit_shallow_on_its_branch() {
+        let (src, _head, first) = repo();
+        let dest = tempfile::tempdir().expect("tempdir");
+        let source = RepoSource {
+            url: file_url(src.path()),
+            sha: first.clone(),
+            git_ref: Some("refs/heads/main".into()),
+        };
+        let mut lines = Vec::new();
+        checkout(
+            &source,
+            dest.path(),
+            &CheckoutOptions::default(),
+            &mut |l| lines.push(l),
+        )
+        .await
+        .expect("checkout");
+        assert_eq!(sh(dest.path(), "git rev-parse HEAD"), first);
+        assert_eq!(sh(dest.path(), "git branch --show-current"), "main");
+        assert_eq!(sh(dest.path(), "git rev-list --count HEAD"), "1", "shallow");
+        assert!(dest.path().join("a").exists());
+        assert!(
+            !dest.path().join("b").exists(),
+            "b is not in the first commit"
+        );
+        assert!(lines.iter().any(|l| l.contains("fetch")));
+    }
+
+    #[tokio::test]
+    async fn a_second_checkout_cleans_untracked_files_and_local_changes() {
+        let (src, head, _) = repo();
+        let dest = tempfile::tempdir().expect("tempdir");
+        let source = RepoSource {
+            url: file_url(src.path()),
+            sha: head.clone(),
+            git_ref: Some("refs/tags/v1".into()),
+        };
+        let opts = CheckoutOptions::default();
+        checkout(&source, dest.path(), &opts, &mut |_| {})
+            .await
+            .expect("first");
+        std::fs::write(dest.path().join("junk"), "x").expect("write");
+        std::fs::write(dest.path().join("a"), "changed").expect("write");
+        checkout(&source, dest.path(), &opts, &mut |_| {})
+            .await
+            .expect("second");
+        assert!(!dest.path().join("junk").exists());
+        assert_eq!(
+            std::fs::read_to_string(dest.path().join("a")).expect("a"),
+            "one\n"
+        );
+        assert_eq!(sh(dest.path(), "git rev-parse HEAD"), head);
+    }
+
+    #[tokio::test]
+    async fn fetch_depth_zero_brings_the_whole_history() {
+        let (src, head, _) = repo();
+        let dest = tempfile::tempdir().expect("tempdir");
+        let source = RepoSource {
+            url: file_url(src.path()),
+            sha: head,
+            git_ref: Some("refs/heads/main".into()),
+        };
+        let opts = CheckoutOptions {
+            fetch_depth: 0,
+            ..CheckoutOptions::default()
+        };
+        checkout(&source, dest.path(), &opts, &mut |_| {})
+            .await
+            .expect("checkout");
+        assert_eq!(sh(dest.path(), "git rev-list --count HEAD"), "2");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_commit_is_a_clear_error() {
+        let (src, _, _) = repo();
+        let dest = tempfile::tempdir().expect("tempdir");
+        let source = RepoSource {
+            url: file_url(src.path()),
+            sha: "0123456789012345678901234567890123456789".into(),
+            git_ref: None,
+        };
+        let err = checkout(
+            &source,
+            dest.path(),
+            &CheckoutOptions::default(),
+            &mut |_| {},
+        )
+        .await
+        .expect_err("no such commit");
+        let text = err.to_string();
+        assert!(text.contains("git -c protocol.version=2 fetch"), "{text}");
+    }
+}

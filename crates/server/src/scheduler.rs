@@ -1,0 +1,302 @@
+//! The scheduler: moves runs forward. Each round it expires lost leases (retrying the job on
+//! another agent once, by default), cancels jobs past their timeout, feeds finished jobs and
+//! cancel requests to their run graphs, stores what the graphs decide (next jobs, cancels,
+//! results, commit statuses) in one transaction per run, and lets waiting runs of a
+//! concurrency group go when the group is free.
+
+use crate::app::{AppState, now_ms};
+use crate::ingest::final_status;
+use crate::run_state::{self, JobNote};
+use crate::store::{
+    CancelTarget, Job, JobStatus, Run, RunGraphUpdate, RunId, RunStatus, StoreError,
+};
+use gantry_workflow::plan::{GraphInput, JobKey};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Runs forever: a round when woken, and every second.
+pub async fn run_scheduler(state: Arc<AppState>) {
+    loop {
+        let woken = state.wake.scheduler.notified();
+        if let Err(e) = round(&state).await {
+            tracing::warn!(error = %e, "scheduler round failed; retrying");
+        }
+        tokio::select! {
+            _ = woken => {}
+            _ = tokio::time::sleep(Duration::from_millis(1000)) => {}
+            _ = state.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Whether leases may be expired at `now`. Agents cannot renew a lease while the server is
+/// down, so after a start (a restart after a crash or an upgrade) every agent gets one whole
+/// lease to come back and renew before its jobs count as lost; those whose agents died too
+/// expire when that grace ends.
+fn leases_can_expire(state: &AppState, now: i64) -> bool {
+    let lease_ms = i64::try_from(state.config.lease.as_millis()).unwrap_or(i64::MAX);
+    now >= state.started_ms.saturating_add(lease_ms)
+}
+
+/// One round of the scheduler.
+pub async fn round(state: &AppState) -> Result<(), StoreError> {
+    let now = now_ms();
+    let expired = if leases_can_expire(state, now) {
+        state.db.expire_leases(now).await?
+    } else {
+        Vec::new()
+    };
+    for expired in expired {
+        tracing::warn!(job = %expired.job_id, agent = ?expired.agent_id, "agent lost: lease expired");
+        if expired.attempt <= state.config.lost_job_retries {
+            state.db.insert_retry_attempt(&expired.job_id, now).await?;
+            state.wake.jobs.notify_waiters();
+        }
+    }
+    for job in state.db.list_timed_out_jobs(now).await? {
+        tracing::warn!(job = %job.id, "job past its timeout: cancelling");
+        state
+            .db
+            .request_cancel(&CancelTarget::Job(job.id.clone()), now)
+            .await?;
+        state.wake.cancels.notify_waiters();
+    }
+
+    let mut runs: BTreeSet<RunId> = state
+        .db
+        .list_unapplied_jobs(1000)
+        .await?
+        .into_iter()
+        .map(|j| j.run_id)
+        .collect();
+    let active = state.db.list_active_runs().await?;
+    for run in &active {
+        if run.cancel_requested {
+            runs.insert(run.id.clone());
+        }
+    }
+    for run_id in runs {
+        if let Err(e) = advance_run(state, &run_id).await {
+            tracing::warn!(run = %run_id, error = %e, "could not advance the run");
+        }
+    }
+    release_groups(state).await?;
+    Ok(())
+}
+
+/// Feeds a run's graph what happened since its last step and stores the outcome.
+pub async fn advance_run(state: &AppState, run_id: &RunId) -> Result<(), StoreError> {
+    for _ in 0..5 {
+        let run = state.db.get_run(run_id).await?;
+        let jobs = state.db.list_jobs(run_id).await?;
+        let mut unapplied: Vec<&Job> = jobs
+            .iter()
+            .filter(|j| j.status == JobStatus::Completed && !j.graph_applied)
+            .collect();
+        unapplied.sort_by_key(|j| (j.finished_ms, j.id.as_str().to_owned()));
+        let loaded = match run_state::load(&run) {
+            Ok(loaded) => loaded,
+            Err(message) => {
+                tracing::error!(run = %run.id, %message, "cannot rebuild the run graph");
+                return fail_broken_run(state, &run, &jobs, message).await;
+            }
+        };
+        let mut graph = loaded.graph;
+        let mut doc = loaded.doc;
+        let already_cancelled = doc.journal.contains(&GraphInput::CancelRun);
+        if run.status == RunStatus::Completed && unapplied.is_empty() {
+            return Ok(());
+        }
+        if !run.cancel_requested && unapplied.is_empty() {
+            return Ok(());
+        }
+        if run.cancel_requested && already_cancelled && unapplied.is_empty() {
+            return Ok(());
+        }
+
+        let mut actions = Vec::new();
+        if run.cancel_requested && !already_cancelled {
+            graph.apply(&GraphInput::CancelRun);
+            doc.journal.push(GraphInput::CancelRun);
+            actions.extend(graph.next_actions());
+        }
+        for job in &unapplied {
+            let input = GraphInput::Finish {
+                key: JobKey::new(job.key.clone()),
+                leg: job.leg as usize,
+                conclusion: job
+                    .conclusion
+                    .unwrap_or(gantry_protocol::Conclusion::Failure),
+                outputs: job.outputs.clone().unwrap_or_default(),
+            };
+            graph.apply(&input);
+            doc.journal.push(input);
+            actions.extend(graph.next_actions());
+        }
+        let effects = run_state::effects(actions, &state.config, &loaded.workflows);
+        doc.notes.extend(effects.notes);
+        let cancel_jobs = effects
+            .cancel
+            .iter()
+            .filter_map(|(key, leg)| {
+                jobs.iter()
+                    .filter(|j| &j.key == key && j.leg == *leg && j.status != JobStatus::Completed)
+                    .max_by_key(|j| j.attempt)
+                    .map(|j| j.id.clone())
+            })
+            .collect();
+        let finished = graph.is_finished();
+        let conclusion = if finished { graph.conclusion() } else { None };
+        let started = jobs.iter().any(|j| j.started_ms.is_some());
+        let status = if finished {
+            RunStatus::Completed
+        } else if started {
+            RunStatus::InProgress
+        } else {
+            run.status
+        };
+        let mut statuses = Vec::new();
+        if finished {
+            statuses.push(final_status(
+                &format!("gantry/{}", run.workflow_name),
+                conclusion,
+            ));
+        }
+        let update = RunGraphUpdate {
+            expected_version: run.graph_version,
+            graph: serde_json::to_string(&doc).unwrap_or_default(),
+            status,
+            conclusion,
+            new_jobs: effects.new_jobs,
+            queue_jobs: Vec::new(),
+            cancel_jobs,
+            applied_jobs: unapplied.iter().map(|j| j.id.clone()).collect(),
+            statuses,
+        };
+        match state.db.update_run_graph(run_id, &update, now_ms()).await {
+            Ok(updated) => {
+                if !updated.new_jobs.is_empty() {
+                    state.wake.jobs.notify_waiters();
+                }
+                if !updated.cancelled.signalled.is_empty() {
+                    state.wake.cancels.notify_waiters();
+                }
+                if !updated.cancelled.completed.is_empty() {
+                    // Jobs cancelled before they ran are results for the graph too.
+                    state.wake.scheduler.notify_one();
+                }
+                state.wake.statuses.notify_one();
+                return Ok(());
+            }
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Conflict(format!(
+        "run {run_id} kept changing while the scheduler advanced it"
+    )))
+}
+
+/// A run whose graph cannot be rebuilt (a bug or a corrupt row) ends as failed, loudly,
+/// instead of staying in progress forever.
+async fn fail_broken_run(
+    state: &AppState,
+    run: &Run,
+    jobs: &[Job],
+    message: String,
+) -> Result<(), StoreError> {
+    let doc = run_state::GraphDoc {
+        journal: Vec::new(),
+        notes: vec![JobNote {
+            key: String::new(),
+            name: run.workflow_name.clone(),
+            conclusion: gantry_protocol::Conclusion::Failure,
+            reason: Some(format!("internal error: {message}")),
+        }],
+    };
+    let update = RunGraphUpdate {
+        expected_version: run.graph_version,
+        graph: serde_json::to_string(&doc).unwrap_or_default(),
+        status: RunStatus::Completed,
+        conclusion: Some(gantry_protocol::Conclusion::Failure),
+        new_jobs: Vec::new(),
+        queue_jobs: Vec::new(),
+        cancel_jobs: jobs
+            .iter()
+            .filter(|j| j.status != JobStatus::Completed)
+            .map(|j| j.id.clone())
+            .collect(),
+        applied_jobs: jobs
+            .iter()
+            .filter(|j| j.status == JobStatus::Completed && !j.graph_applied)
+            .map(|j| j.id.clone())
+            .collect(),
+        statuses: vec![final_status(&format!("gantry/{}", run.workflow_name), None)],
+    };
+    state
+        .db
+        .update_run_graph(&run.id, &update, now_ms())
+        .await?;
+    Ok(())
+}
+
+/// Workflow-level concurrency without cancel-in-progress: the oldest active run of a group
+/// runs, the newest other one waits, and any run in between is cancelled (GitHub keeps at most
+/// one pending run per group).
+async fn release_groups(state: &AppState) -> Result<(), StoreError> {
+    let active = state.db.list_active_runs().await?;
+    let mut groups: Vec<String> = active
+        .iter()
+        .filter_map(|r| r.concurrency_group.clone())
+        .collect();
+    groups.sort();
+    groups.dedup();
+    for group in groups {
+        let mut runs: Vec<_> = active
+            .iter()
+            .filter(|r| {
+                r.concurrency_group.as_deref() == Some(group.as_str()) && !r.cancel_requested
+            })
+            .collect();
+        runs.sort_by_key(|r| (r.created_ms, r.id.as_str().to_owned()));
+        let Some(first) = runs.first() else { continue };
+        // Pending runs between the first and the newest are superseded.
+        if runs.len() > 2 {
+            for superseded in &runs[1..runs.len() - 1] {
+                state
+                    .db
+                    .request_cancel(&CancelTarget::Run(superseded.id.clone()), now_ms())
+                    .await?;
+                state.wake.scheduler.notify_one();
+            }
+        }
+        let jobs = state.db.list_jobs(&first.id).await?;
+        let waiting: Vec<_> = jobs
+            .iter()
+            .filter(|j| j.status == JobStatus::Waiting)
+            .map(|j| j.id.clone())
+            .collect();
+        if waiting.is_empty() {
+            continue;
+        }
+        let run = state.db.get_run(&first.id).await?;
+        let update = RunGraphUpdate {
+            expected_version: run.graph_version,
+            graph: run.graph.clone(),
+            status: run.status,
+            conclusion: run.conclusion,
+            new_jobs: Vec::new(),
+            queue_jobs: waiting,
+            cancel_jobs: Vec::new(),
+            applied_jobs: Vec::new(),
+            statuses: Vec::new(),
+        };
+        match state.db.update_run_graph(&run.id, &update, now_ms()).await {
+            Ok(_) => state.wake.jobs.notify_waiters(),
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

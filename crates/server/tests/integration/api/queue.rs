@@ -1,0 +1,108 @@
+//! The queue says why each job waits; agents are listed and revoked.
+
+use super::TestServer;
+use axum::http::StatusCode;
+use gantry_server::store::AgentStatus;
+use serde_json::{Value, json};
+
+const GPU: &str =
+    "on: push\njobs:\n  train:\n    runs-on: [self-hosted, gpu]\n    steps: [run: train]\n";
+const LINUX: &str = "on: push\njobs:\n  build:\n    runs-on: linux\n    steps: [run: make]\n";
+const GROUPED: &str = "\
+on: push
+jobs:
+  deploy:
+    runs-on: linux
+    concurrency: production
+    steps: [run: deploy]
+";
+
+async fn reasons(server: &TestServer) -> Vec<(String, String)> {
+    let queue: Value = server.get("/api/v1/queue", None).await.json();
+    queue["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| {
+            (
+                j["name"].as_str().unwrap_or("").to_owned(),
+                j["reason"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn queued_jobs_say_why_they_wait() {
+    let server = TestServer::new().await;
+    let repo = server.repository("queue").await;
+    server.planned_run(&repo, "main", GPU).await;
+    assert_eq!(
+        reasons(&server).await,
+        vec![("train".to_owned(), "no agent has labels gpu".to_owned())]
+    );
+
+    let busy = server.agent("gpu-1", &["gpu", "linux"]).await;
+    server
+        .state
+        .db
+        .touch_agent(&busy.id, AgentStatus::Busy, super::now())
+        .await
+        .expect("touch");
+    assert_eq!(reasons(&server).await[0].1, "all 1 matching agent is busy");
+
+    // Two deploys of one concurrency group: one runs, the other waits for it.
+    server.planned_run(&repo, "main", GROUPED).await;
+    server.planned_run(&repo, "main", GROUPED).await;
+    let linux = server.agent("linux-1", &["linux"]).await;
+    let (running, _) = server.claim(&linux).await.expect("the first deploy starts");
+    assert_eq!(running.name, "deploy");
+    let reasons = reasons(&server).await;
+    let deploy = reasons
+        .iter()
+        .find(|(name, _)| name == "deploy")
+        .expect("queued");
+    assert_eq!(
+        deploy.1,
+        format!("concurrency group production (held by job {})", running.id)
+    );
+}
+
+#[tokio::test]
+async fn agents_are_listed_and_revoking_one_retries_its_job() {
+    let server = TestServer::new().await;
+    let repo = server.repository("agents").await;
+    server.planned_run(&repo, "main", LINUX).await;
+    let agent = server.agent("builder-1", &["linux", "x64"]).await;
+    let (job, _) = server.claim(&agent).await.expect("claims");
+
+    let list = server.get("/api/v1/agents", None).await;
+    list.expect(StatusCode::OK);
+    let listed = &list.json()["agents"][0];
+    assert_eq!(listed["name"], "builder-1");
+    assert_eq!(listed["labels"], json!(["linux", "x64"]));
+    assert_eq!(listed["running"], json!([job.id.to_string()]));
+    assert_eq!(listed["status"], "idle");
+    assert!(listed["last_seen_ms"].as_i64().is_some());
+
+    let uri = format!("/api/v1/agents/{}/revoke", agent.id);
+    server
+        .post(&uri, Some(&server.write), json!({}))
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    let answer = server.post(&uri, Some(&server.admin), json!({})).await;
+    answer.expect(StatusCode::OK);
+    let answer = answer.json();
+    assert_eq!(answer["lost_jobs"], json!([job.id.to_string()]));
+    assert_eq!(answer["retried_jobs"].as_array().map(Vec::len), Some(1));
+
+    let listed = &server.get("/api/v1/agents", None).await.json()["agents"][0];
+    assert_eq!(listed["status"], "offline");
+    assert_eq!(listed["revoked"], true);
+    // The retry waits in the queue for another agent.
+    let queue = server.get("/api/v1/queue", None).await.json();
+    assert_eq!(
+        queue["jobs"][0]["reason"],
+        "the only agent with labels linux is offline"
+    );
+}
