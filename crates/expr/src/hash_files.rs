@@ -79,7 +79,7 @@ pub fn hash_files(workspace: &Path, patterns: &[String]) -> Result<String, Error
         count += 1;
         Ok(())
     };
-    walk(&globs, &mut visit, &fail)?;
+    walk(&globs, &root_segments, &mut visit, &fail)?;
     if count == 0 {
         return Ok(String::new());
     }
@@ -483,9 +483,12 @@ fn search_paths(globs: &[Glob]) -> Vec<Vec<String>> {
 }
 
 /// Depth-first walk as `@actions/glob` does it, calling `visit` for each matched
-/// non-directory (symbolic links included: they are not followed).
+/// non-directory (symbolic links included: they are not followed). Only the workspace's
+/// ancestors and what lies below it are entered (nothing else can count), and a directory that
+/// vanishes while it is walked is skipped like one that was never there.
 fn walk(
     globs: &[Glob],
+    workspace: &[String],
     visit: &mut dyn FnMut(&[String]) -> Result<(), Error>,
     fail: &dyn Fn(String) -> Error,
 ) -> Result<(), Error> {
@@ -517,8 +520,15 @@ fn walk(
             continue;
         };
         if meta.is_dir() {
-            let mut names: Vec<std::ffi::OsString> = fs::read_dir(&path)
-                .map_err(|e| fail(format!("Cannot list '{}': {e}", path.display())))?
+            if !(item.starts_with(workspace) || workspace.starts_with(&item)) {
+                continue;
+            }
+            let entries = match fs::read_dir(&path) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(fail(format!("Cannot list '{}': {e}", path.display()))),
+            };
+            let mut names: Vec<std::ffi::OsString> = entries
                 .filter_map(|entry| entry.ok().map(|e| e.file_name()))
                 .collect();
             names.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
