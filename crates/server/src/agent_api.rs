@@ -114,11 +114,10 @@ async fn register(
         credential_hash: hash_token(&credential),
     };
     let now = now_ms();
-    let configured = state
-        .config
-        .registration_token
-        .as_deref()
-        .is_some_and(|t| constant_time_eq(t.as_bytes(), body.token.as_bytes()));
+    let configured =
+        state.config.registration_token.as_deref().is_some_and(|t| {
+            !t.is_empty() && constant_time_eq(t.as_bytes(), body.token.as_bytes())
+        });
     let agent = if configured {
         state
             .db

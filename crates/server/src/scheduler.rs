@@ -48,11 +48,26 @@ pub async fn round(state: &AppState) -> Result<(), StoreError> {
         Vec::new()
     };
     for expired in expired {
+        if expired.cancelled {
+            tracing::warn!(job = %expired.job_id, agent = ?expired.agent_id,
+                "agent lost while cancelling: the job is cancelled");
+            continue;
+        }
         tracing::warn!(job = %expired.job_id, agent = ?expired.agent_id, "agent lost: lease expired");
         if expired.attempt <= state.config.lost_job_retries {
             state.db.insert_retry_attempt(&expired.job_id, now).await?;
             state.wake.jobs.notify_waiters();
         }
+    }
+    let queue_ms = i64::try_from(state.config.queue_timeout.as_millis()).unwrap_or(i64::MAX);
+    let waited = humantime_short(state.config.queue_timeout);
+    for job in state
+        .db
+        .expire_queued_jobs(now.saturating_sub(queue_ms), &waited, now)
+        .await?
+    {
+        tracing::warn!(job = %job.id, labels = ?job.labels, "no agent took the job: queue timeout");
+        crate::web::notify_log(&job.id);
     }
     for job in state.db.list_timed_out_jobs(now).await? {
         tracing::warn!(job = %job.id, "job past its timeout: cancelling");
@@ -299,4 +314,24 @@ async fn release_groups(state: &AppState) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// A duration as people write it: `24h`, `90s`, `1h 30m`, `250ms`.
+fn humantime_short(d: std::time::Duration) -> String {
+    let total = d.as_secs();
+    if total == 0 {
+        return format!("{}ms", d.as_millis());
+    }
+    let (h, m, s) = (total / 3600, total / 60 % 60, total % 60);
+    let mut parts = Vec::new();
+    if h > 0 {
+        parts.push(format!("{h}h"));
+    }
+    if m > 0 {
+        parts.push(format!("{m}m"));
+    }
+    if s > 0 {
+        parts.push(format!("{s}s"));
+    }
+    parts.join(" ")
 }

@@ -65,6 +65,10 @@ pub struct ServerArgs {
     /// How many times a job whose agent was lost is tried again on another agent.
     #[arg(long, default_value_t = 1)]
     pub lost_job_retries: u32,
+    /// Seconds a job may wait in the queue for an agent before it fails, naming the labels no
+    /// agent offered (default: 24 hours, as GitHub).
+    #[arg(long, default_value_t = 86_400.0)]
+    pub queue_timeout_seconds: f64,
     /// Seconds an agent's poll is held open when there is no work.
     #[arg(long, default_value_t = 30.0)]
     pub poll_hold_seconds: f64,
@@ -116,6 +120,7 @@ fn build_config(args: &ServerArgs) -> Result<ServerConfig, CommandError> {
     }
     config.poll_hold = seconds(args.poll_hold_seconds, "--poll-hold-seconds")?;
     config.lost_job_retries = args.lost_job_retries;
+    config.queue_timeout = seconds(args.queue_timeout_seconds, "--queue-timeout-seconds")?;
     if args.max_log_mib == 0 {
         return Err(CommandError::Usage(anyhow::anyhow!(
             "--max-log-mib must be at least 1"
@@ -126,6 +131,16 @@ fn build_config(args: &ServerArgs) -> Result<ServerConfig, CommandError> {
     config.embedded_agents = args.agents;
     for (label, targets) in &args.label_map {
         config.label_map.insert(label.clone(), targets.clone());
+    }
+    if args
+        .registration_token
+        .as_deref()
+        .is_some_and(|t| t.trim().is_empty())
+    {
+        return Err(CommandError::Usage(anyhow::anyhow!(
+            "--registration-token (or GANTRY_REGISTRATION_TOKEN) is empty: give a secret \
+             value, or leave it out to get a random one"
+        )));
     }
     config.registration_token = args
         .registration_token

@@ -234,6 +234,7 @@ impl Db {
         now_ms: i64,
     ) -> Result<Vec<ExpiredJob>, StoreError> {
         let reason = reason_json(&FailureReason::AgentLost)?;
+        let cancelled = reason_json(&FailureReason::Cancelled)?;
         write_tx!(self, "revoke_agent", |conn| {
             let done =
                 sqlx::query("UPDATE agents SET revoked = 1, status = 'offline' WHERE id = $1")
@@ -243,16 +244,30 @@ impl Db {
             if done.rows_affected() == 0 {
                 return Err(StoreError::not_found("agent", id));
             }
-            let rows = sqlx::query(
-                "UPDATE jobs SET status = 'completed', conclusion = 'failure', reason = $3, \
-                 finished_ms = $2, lease_id = NULL WHERE agent_id = $1 AND status = 'running' \
-                 RETURNING id, run_id, key, leg, attempt, agent_id",
+            // A job whose cancel had been asked for ends as `cancelled` (and is not retried).
+            let mut rows = sqlx::query(
+                "UPDATE jobs SET status = 'completed', conclusion = 'cancelled', reason = $3, \
+                 finished_ms = $2, lease_id = NULL \
+                 WHERE agent_id = $1 AND status = 'running' AND cancel_requested = 1 \
+                 RETURNING id, run_id, key, leg, attempt, agent_id, conclusion",
             )
             .bind(id.as_str())
             .bind(now_ms)
-            .bind(reason.as_str())
+            .bind(cancelled.as_str())
             .fetch_all(&mut *conn)
             .await?;
+            rows.extend(
+                sqlx::query(
+                    "UPDATE jobs SET status = 'completed', conclusion = 'failure', reason = $3, \
+                     finished_ms = $2, lease_id = NULL WHERE agent_id = $1 AND status = 'running' \
+                     RETURNING id, run_id, key, leg, attempt, agent_id, conclusion",
+                )
+                .bind(id.as_str())
+                .bind(now_ms)
+                .bind(reason.as_str())
+                .fetch_all(&mut *conn)
+                .await?,
+            );
             rows.iter().map(super::jobs::decode_expired).collect()
         })
     }

@@ -178,6 +178,8 @@ pub struct ExpiredJob {
     pub leg: u32,
     pub attempt: u32,
     pub agent_id: Option<AgentId>,
+    /// A cancel had been asked for: the job completed as `cancelled`, and it is not retried.
+    pub cancelled: bool,
 }
 
 /// What to cancel.
@@ -277,6 +279,7 @@ pub(crate) fn decode_expired(row: &AnyRow) -> Result<ExpiredJob, StoreError> {
         leg: small(row, "leg")?,
         attempt: small(row, "attempt")?,
         agent_id: row.opt_text("agent_id")?.map(AgentId::from),
+        cancelled: row.text("conclusion")? == "cancelled",
     })
 }
 
@@ -804,19 +807,35 @@ impl Db {
     /// not recorded), and returns them. The caller decides on a retry
     /// ([`Db::insert_retry_attempt`]) and advances the run graph; the jobs stay in
     /// [`Db::list_unapplied_jobs`] until it does.
+    ///
+    /// A job whose cancel had been asked for (by a user, a concurrency group or its timeout)
+    /// completes as `cancelled` instead: what was asked for happened, and it is not retried.
     pub async fn expire_leases(&self, now_ms: i64) -> Result<Vec<ExpiredJob>, StoreError> {
-        let reason = reason_json(&FailureReason::AgentLost)?;
+        let lost = reason_json(&FailureReason::AgentLost)?;
+        let cancelled = reason_json(&FailureReason::Cancelled)?;
         write_tx!(self, "expire_leases", |conn| {
-            let rows = sqlx::query(
-                "UPDATE jobs SET status = 'completed', conclusion = 'failure', reason = $2, \
+            let mut rows = sqlx::query(
+                "UPDATE jobs SET status = 'completed', conclusion = 'cancelled', reason = $2, \
                  finished_ms = $1, lease_id = NULL \
-                 WHERE status = 'running' AND lease_expires_ms < $1 \
-                 RETURNING id, run_id, key, leg, attempt, agent_id",
+                 WHERE status = 'running' AND lease_expires_ms < $1 AND cancel_requested = 1 \
+                 RETURNING id, run_id, key, leg, attempt, agent_id, conclusion",
             )
             .bind(now_ms)
-            .bind(reason.as_str())
+            .bind(cancelled.as_str())
             .fetch_all(&mut *conn)
             .await?;
+            rows.extend(
+                sqlx::query(
+                    "UPDATE jobs SET status = 'completed', conclusion = 'failure', reason = $2, \
+                     finished_ms = $1, lease_id = NULL \
+                     WHERE status = 'running' AND lease_expires_ms < $1 \
+                     RETURNING id, run_id, key, leg, attempt, agent_id, conclusion",
+                )
+                .bind(now_ms)
+                .bind(lost.as_str())
+                .fetch_all(&mut *conn)
+                .await?,
+            );
             rows.iter().map(decode_expired).collect()
         })
     }
@@ -972,6 +991,56 @@ impl Db {
                 .fetch_all(&mut *conn)
                 .await?;
             rows.iter().map(decode).collect()
+        })
+    }
+
+    /// Fails every job queued before `queued_before_ms` that no agent has taken (the queue
+    /// timeout): `failure` with a reason naming the labels it needs and `waited`, so a job no
+    /// agent can run ends instead of waiting forever. Returns the jobs so failed; the scheduler
+    /// takes them into their run graphs like any completed job.
+    pub async fn expire_queued_jobs(
+        &self,
+        queued_before_ms: i64,
+        waited: &str,
+        now_ms: i64,
+    ) -> Result<Vec<Job>, StoreError> {
+        write_tx!(self, "expire_queued_jobs", |conn| {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM jobs WHERE status = 'queued' AND queued_ms < $1 \
+                 ORDER BY queued_ms, id"
+            ));
+            let rows = sqlx::query(sql)
+                .bind(queued_before_ms)
+                .fetch_all(&mut *conn)
+                .await?;
+            let mut expired = Vec::new();
+            for row in &rows {
+                let job = decode(row)?;
+                let labels = if job.labels.is_empty() {
+                    "no labels".to_owned()
+                } else {
+                    format!("labels [{}]", job.labels.join(", "))
+                };
+                let reason = FailureReason::SetupFailed(format!(
+                    "no agent took this job within {waited} (the queue timeout); it needs \
+                     {labels}: start an agent with them (`gantry agent --labels ...`) or map \
+                     them with --label-map"
+                ));
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "UPDATE jobs SET status = 'completed', conclusion = 'failure', reason = $2, \
+                     finished_ms = $3 WHERE id = $1 AND status = 'queued' RETURNING {COLUMNS}"
+                ));
+                if let Some(row) = sqlx::query(sql)
+                    .bind(job.id.as_str())
+                    .bind(reason_json(&reason)?.as_str())
+                    .bind(now_ms)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                {
+                    expired.push(decode(&row)?);
+                }
+            }
+            Ok(expired)
         })
     }
 

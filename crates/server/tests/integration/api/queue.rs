@@ -106,3 +106,90 @@ async fn agents_are_listed_and_revoking_one_retries_its_job() {
         "the only agent with labels linux is offline"
     );
 }
+
+/// A6: a job no agent takes within the queue timeout fails, saying which labels no agent
+/// offered, and its run ends instead of waiting forever.
+#[tokio::test]
+async fn a_job_no_agent_takes_fails_at_the_queue_timeout_naming_its_labels() {
+    let server =
+        TestServer::with(|c| c.queue_timeout = std::time::Duration::from_millis(300)).await;
+    let repo = server.repository("stuck").await;
+    let run = server.planned_run(&repo, "main", GPU).await;
+    gantry_server::scheduler::round(&server.state)
+        .await
+        .expect("round");
+    let jobs = server.state.db.list_jobs(&run.id).await.expect("jobs");
+    assert_eq!(
+        jobs[0].status.as_str(),
+        "queued",
+        "still within the timeout"
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    gantry_server::scheduler::round(&server.state)
+        .await
+        .expect("round");
+    let detail = server
+        .get(&format!("/api/v1/runs/{}", run.id), None)
+        .await
+        .json();
+    assert_eq!(detail["run"]["status"], "completed", "{detail:#}");
+    assert_eq!(detail["run"]["conclusion"], "failure");
+    let job = &detail["jobs"][0];
+    assert_eq!(job["conclusion"], "failure");
+    let reason = job["reason"].to_string();
+    assert!(
+        reason.contains("no agent took this job within 300ms")
+            && reason.contains("it needs labels [gpu]"),
+        "{reason}"
+    );
+    assert!(reasons(&server).await.is_empty(), "nothing waits any more");
+}
+
+/// A5/C4: a running job is cancelled, then its agent is revoked before it stops: the job ends
+/// `cancelled` and is not tried again on another agent.
+#[tokio::test]
+async fn a_cancelled_job_whose_agent_is_revoked_is_not_retried() {
+    let server = TestServer::new().await;
+    let repo = server.repository("cancelled").await;
+    let run = server.planned_run(&repo, "main", LINUX).await;
+    let agent = server.agent("builder-1", &["linux"]).await;
+    let (job, _) = server.claim(&agent).await.expect("claims");
+    server
+        .post(
+            &format!("/api/v1/runs/{}/cancel", run.id),
+            Some(&server.write),
+            json!({}),
+        )
+        .await
+        .expect(StatusCode::ACCEPTED);
+    let answer = server
+        .post(
+            &format!("/api/v1/agents/{}/revoke", agent.id),
+            Some(&server.admin),
+            json!({}),
+        )
+        .await;
+    answer.expect(StatusCode::OK);
+    let answer = answer.json();
+    assert_eq!(answer["lost_jobs"], json!([job.id.to_string()]));
+    assert_eq!(
+        answer["retried_jobs"],
+        json!([]),
+        "a cancelled job is not retried"
+    );
+    gantry_server::scheduler::round(&server.state)
+        .await
+        .expect("round");
+    let jobs = server.state.db.list_jobs(&run.id).await.expect("jobs");
+    assert_eq!(jobs.len(), 1, "no second attempt: {jobs:?}");
+    assert_eq!(
+        jobs[0].conclusion,
+        Some(gantry_protocol::Conclusion::Cancelled)
+    );
+    let detail = server
+        .get(&format!("/api/v1/runs/{}", run.id), None)
+        .await
+        .json();
+    assert_eq!(detail["run"]["conclusion"], "cancelled", "{detail:#}");
+}

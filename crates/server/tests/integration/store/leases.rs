@@ -422,7 +422,39 @@ async fn concurrent_retries_of_an_attempt_queue_one_next_attempt(fx: Fixture) {
     );
 }
 
+/// A4/C4: a job whose cancel was asked for and whose agent then vanishes ends as `cancelled`
+/// at lease expiry: the user asked for it to stop, so it is not "agent lost" and not retried.
+async fn a_cancelled_job_whose_agent_is_lost_ends_cancelled(fx: Fixture) {
+    let db = fx.db().await;
+    let claimed = claimed_job(&db, "build").await;
+    let lost = claimed_job(&db, "test").await;
+    db.request_cancel(&CancelTarget::Job(claimed.job.id.clone()), NOW + 1)
+        .await
+        .expect("cancel");
+    let mut expired = db.expire_leases(NOW + 60_000).await.expect("sweep");
+    expired.sort_by_key(|e| e.key.clone());
+    assert_eq!(expired.len(), 2, "{expired:?}");
+    assert_eq!(expired[0].job_id, claimed.job.id);
+    assert!(
+        expired[0].cancelled,
+        "the cancelled job is reported as such"
+    );
+    assert_eq!(expired[1].job_id, lost.job.id);
+    assert!(
+        !expired[1].cancelled,
+        "the other job is lost, not cancelled"
+    );
+    let job = db.get_job(&claimed.job.id).await.expect("job");
+    assert_eq!(job.status, JobStatus::Completed);
+    assert_eq!(job.conclusion, Some(Conclusion::Cancelled));
+    assert_eq!(job.reason, Some(FailureReason::Cancelled));
+    let other = db.get_job(&lost.job.id).await.expect("job");
+    assert_eq!(other.conclusion, Some(Conclusion::Failure));
+    assert_eq!(other.reason, Some(FailureReason::AgentLost));
+}
+
 store_tests!(
+    a_cancelled_job_whose_agent_is_lost_ends_cancelled,
     a_heartbeat_extends_the_lease_and_a_stale_lease_is_refused,
     an_expired_lease_fails_the_job_as_agent_lost_and_a_retry_is_queued,
     a_finish_is_recorded_once_and_checks_the_log_size,
