@@ -87,6 +87,8 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     gantry = os.path.abspath(args.gantry)
+    if args.act and os.sep in args.act:
+        args.act = os.path.abspath(args.act)
     root = tempfile.mkdtemp(prefix="gantry-bench-")
     try:
         repos = {name: make_repo(root, name, text) for name, text in CASES.items()}

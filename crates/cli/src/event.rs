@@ -23,6 +23,18 @@ pub struct EventOptions {
     pub changed: Vec<String>,
     /// `--input k=v`.
     pub inputs: Vec<(String, String)>,
+    /// Whether the changed paths are needed (some workflow has path filters, or they are
+    /// shown); when not, git is not asked for them.
+    pub need_changed: bool,
+}
+
+/// Whether any of `workflows` filters its events by changed paths.
+pub fn has_path_filters(workflows: &[gantry_workflow::model::Workflow]) -> bool {
+    workflows.iter().any(|w| {
+        w.on.triggers
+            .iter()
+            .any(|t| t.filters.paths.is_some() || t.filters.paths_ignore.is_some())
+    })
 }
 
 /// Where the changed paths came from, for the user.
@@ -87,6 +99,8 @@ pub fn build_context(
 
     let (changed, source) = if !options.changed.is_empty() {
         (Some(options.changed.clone()), ChangedSource::CommandLine)
+    } else if !options.need_changed {
+        (None, ChangedSource::Unknown)
     } else {
         changed_from_git(repo, payload_file.as_ref(), base_ref.as_deref())
     };

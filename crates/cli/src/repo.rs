@@ -14,19 +14,57 @@ pub struct Repo {
     pub root: PathBuf,
     /// Whether `root` is a git work tree.
     pub is_git: bool,
+    /// HEAD's commit and branch, when read together with the root (one git process instead
+    /// of three); `None` until then, and the individual queries answer.
+    head: Option<HeadFacts>,
+}
+
+#[derive(Clone, Debug)]
+struct HeadFacts {
+    sha: String,
+    branch: Option<String>,
 }
 
 impl Repo {
     /// The repository containing `dir`.
     pub fn discover(dir: &Path) -> Repo {
+        // One process for the usual case: the root, HEAD's commit and its branch.
+        if let Some(text) = git_output(
+            dir,
+            &[
+                "rev-parse",
+                "--show-toplevel",
+                "HEAD",
+                "--symbolic-full-name",
+                "HEAD",
+            ],
+        ) {
+            let mut lines = text.lines();
+            if let (Some(top), Some(sha), Some(full)) = (lines.next(), lines.next(), lines.next())
+                && sha.len() >= 40
+                && sha.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                return Repo {
+                    root: PathBuf::from(top),
+                    is_git: true,
+                    head: Some(HeadFacts {
+                        sha: sha.to_owned(),
+                        branch: full.strip_prefix("refs/heads/").map(str::to_owned),
+                    }),
+                };
+            }
+        }
+        // No commit yet, or not a repository at all.
         match git_output(dir, &["rev-parse", "--show-toplevel"]) {
             Some(top) => Repo {
                 root: PathBuf::from(top),
                 is_git: true,
+                head: None,
             },
             None => Repo {
                 root: dir.to_path_buf(),
                 is_git: false,
+                head: None,
             },
         }
     }
@@ -47,11 +85,17 @@ impl Repo {
 
     /// The commit at HEAD.
     pub fn head_sha(&self) -> Option<String> {
+        if let Some(head) = &self.head {
+            return Some(head.sha.clone());
+        }
         self.git(&["rev-parse", "--verify", "-q", "HEAD"])
     }
 
     /// The checked-out branch (`None` when HEAD is detached or outside git).
     pub fn current_branch(&self) -> Option<String> {
+        if let Some(head) = &self.head {
+            return head.branch.clone();
+        }
         self.git(&["symbolic-ref", "-q", "--short", "HEAD"])
     }
 

@@ -89,7 +89,8 @@ pub async fn checkout(
     if !reuse {
         // Not ours: start from an empty directory, as actions/checkout does.
         clear_directory(dest).await.map_err(io_err)?;
-        git(dest, &["init", "-q"], log).await?;
+        // No template: the sample hooks and the description file are of no use to a job.
+        git(dest, &["init", "-q", "--template="], log).await?;
         git(dest, &["remote", "add", "origin", &source.url], log).await?;
     } else if options.clean {
         git(dest, &["clean", "-ffdx"], log).await?;
@@ -110,7 +111,19 @@ pub async fn checkout(
     };
     let refspec = format!("+{}:{}", source.sha, target_ref);
     let depth_arg = format!("--depth={}", options.fetch_depth);
-    let mut fetch: Vec<&str> = vec!["-c", "protocol.version=2", "fetch", "--prune", "--quiet"];
+    // No automatic maintenance: a detached `git maintenance` would outlive the fetch for no
+    // use in a workspace.
+    let mut fetch: Vec<&str> = vec![
+        "-c",
+        "protocol.version=2",
+        "-c",
+        "maintenance.auto=false",
+        "-c",
+        "gc.auto=0",
+        "fetch",
+        "--prune",
+        "--quiet",
+    ];
     if options.fetch_tags || options.fetch_depth == 0 {
         fetch.push("--tags");
     } else {
@@ -350,6 +363,9 @@ mod tests {
         .await
         .expect_err("no such commit");
         let text = err.to_string();
-        assert!(text.contains("git -c protocol.version=2 fetch"), "{text}");
+        assert!(
+            text.contains(" fetch ") && text.contains("+0123456789012345678901234567890123456789:"),
+            "the failing fetch of that commit is named: {text}"
+        );
     }
 }

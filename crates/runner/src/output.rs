@@ -77,21 +77,37 @@ impl<'a> OutputPump<'a> {
 
     /// Takes the next bytes of output.
     pub(crate) fn feed(&mut self, mut bytes: &[u8]) {
+        // A line begun in an earlier read ends first.
+        if self.long_line.is_some() || !self.line.is_empty() {
+            if let Some(newline) = bytes.iter().position(|b| *b == b'\n') {
+                let (head, rest) = bytes.split_at(newline + 1);
+                self.complete_line(head);
+                bytes = rest;
+            }
+        }
+        // Fast path: complete lines of valid UTF-8 with no workflow command (no `::`, no
+        // `##[`) and no carriage return are shown as they are, so they go to the batch at once
+        // instead of line by line. Anything else takes the line-by-line path below.
+        if self.long_line.is_none() && self.line.is_empty() {
+            if let Some(last) = bytes.iter().rposition(|b| *b == b'\n') {
+                let (head, rest) = bytes.split_at(last + 1);
+                if let Ok(text) = std::str::from_utf8(head)
+                    && !text.contains("::")
+                    && !text.contains("##[")
+                    && !text.contains('\r')
+                {
+                    self.batch.push_str(text);
+                    if self.batch.len() >= MAX_BATCH {
+                        self.flush();
+                    }
+                    bytes = rest;
+                }
+            }
+        }
         while let Some(newline) = bytes.iter().position(|b| *b == b'\n') {
             let (head, rest) = bytes.split_at(newline + 1);
             bytes = rest;
-            if self.long_line.is_some() {
-                self.stream_long_line(head, true);
-            } else {
-                self.line.extend_from_slice(&head[..head.len() - 1]);
-                let line = std::mem::take(&mut self.line);
-                self.process_line(&line);
-                self.line = line;
-                self.line.clear();
-                if self.batch.len() >= MAX_BATCH {
-                    self.flush();
-                }
-            }
+            self.complete_line(head);
         }
         if !bytes.is_empty() {
             if self.long_line.is_some() {
@@ -110,6 +126,22 @@ impl<'a> OutputPump<'a> {
             }
         }
         self.flush();
+    }
+
+    /// Takes `head`, the rest of the current line up to and including its newline.
+    fn complete_line(&mut self, head: &[u8]) {
+        if self.long_line.is_some() {
+            self.stream_long_line(head, true);
+        } else {
+            self.line.extend_from_slice(&head[..head.len() - 1]);
+            let line = std::mem::take(&mut self.line);
+            self.process_line(&line);
+            self.line = line;
+            self.line.clear();
+            if self.batch.len() >= MAX_BATCH {
+                self.flush();
+            }
+        }
     }
 
     /// Ends the output: a last line without a newline is still a line.

@@ -120,6 +120,8 @@ pub fn cmd_plan(args: PlanArgs) -> Result<(), CommandError> {
         payload: args.payload.clone(),
         changed: args.changed.clone(),
         inputs: args.inputs.clone(),
+        // The plan shows the changed paths.
+        need_changed: true,
     };
     let (mut ctx, source) = build_context(&repo, &options)?;
     if let Some(action) = &args.action {

@@ -5,6 +5,7 @@
 use super::store::RunSummary;
 use gantry_protocol::{AnnotationLevel, Conclusion, Event, EventKind};
 use owo_colors::{AnsiColors, OwoColorize};
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 
@@ -55,11 +56,15 @@ struct JobView {
 
 impl JobView {
     /// Takes a piece of a line; returns the whole line (as shown) when the piece ends it.
-    fn take_piece(&mut self, piece: &str) -> Option<String> {
+    fn take_piece<'p>(&mut self, piece: &'p str) -> Option<Cow<'p, str>> {
         let (text, ends) = match piece.strip_suffix('\n') {
             Some(text) => (text.strip_suffix('\r').unwrap_or(text), true),
             None => (piece, false),
         };
+        // The common case, a whole line of readable length: shown as it is, no copy.
+        if ends && self.partial.is_empty() && self.elided == 0 && text.len() <= MAX_SHOWN_LINE {
+            return Some(Cow::Borrowed(text));
+        }
         let room = MAX_SHOWN_LINE.saturating_sub(self.partial.len());
         let mut cut = room.min(text.len());
         while !text.is_char_boundary(cut) {
@@ -78,7 +83,7 @@ impl JobView {
             ));
             self.elided = 0;
         }
-        Some(line)
+        Some(Cow::Owned(line))
     }
 }
 
@@ -160,19 +165,39 @@ impl Printer {
                 }
             }
             EventKind::Log { text, .. } => {
-                for piece in text.split_inclusive('\n') {
-                    let Some(whole) = job.take_piece(piece) else {
-                        continue;
-                    };
-                    let line = format!("{prefix} {whole}");
-                    if quiet {
-                        job.buffered.push_back(line);
-                        if job.buffered.len() > QUIET_BUFFER_LINES {
-                            job.buffered.pop_front();
-                        }
-                    } else {
-                        lines.push(line);
+                if quiet {
+                    // Only the last lines are kept: format just those.
+                    // Complete lines followed by more than a buffer's worth scroll out unseen:
+                    // skip them (a line left open before them ends among them).
+                    let start = super::summary::last_pieces_start(text, QUIET_BUFFER_LINES + 1);
+                    if start > 0 {
+                        job.partial.clear();
+                        job.elided = 0;
                     }
+                    let mut whole: Vec<Cow<'_, str>> = Vec::new();
+                    for piece in text[start..].split_inclusive('\n') {
+                        if let Some(line) = job.take_piece(piece) {
+                            whole.push(line);
+                        }
+                    }
+                    let skip = whole.len().saturating_sub(QUIET_BUFFER_LINES);
+                    for line in &whole[skip..] {
+                        job.buffered.push_back(format!("{prefix} {line}"));
+                    }
+                    let over = job.buffered.len().saturating_sub(QUIET_BUFFER_LINES);
+                    job.buffered.drain(..over);
+                } else {
+                    // One write for the whole chunk.
+                    let mut out = String::with_capacity(text.len() + text.len() / 8);
+                    for piece in text.split_inclusive('\n') {
+                        if let Some(line) = job.take_piece(piece) {
+                            out.push_str(&prefix);
+                            out.push(' ');
+                            out.push_str(&line);
+                            out.push('\n');
+                        }
+                    }
+                    let _ = self.out.write_all(out.as_bytes());
                 }
             }
             EventKind::GroupStarted { title, .. } => {

@@ -153,17 +153,27 @@ impl SummaryBuilder {
 /// Longest line kept in a summary (bytes), to keep it readable.
 const MAX_TAIL_LINE: usize = 1000;
 
-fn push_text(tail: &mut VecDeque<String>, open: &mut bool, text: &str) {
-    let pieces: Vec<&str> = text.split_inclusive('\n').collect();
+fn push_text(tail: &mut VecDeque<String>, open: &mut bool, mut text: &str) {
     // Complete lines followed by more than a tail's worth of lines scroll out at once: skip
-    // them (a step printing 100 MB must not cost a string per line here).
-    let scrolled_out = pieces.len().saturating_sub(TAIL_LINES + 1);
-    for (index, piece) in pieces.into_iter().enumerate() {
-        let ends = piece.ends_with('\n');
-        if index < scrolled_out && !(index == 0 && *open) {
-            *open = !ends;
-            continue;
+    // them (a step printing 100 MB must not cost a string per line here). A line left open by
+    // the previous text ends first.
+    let start = last_pieces_start(text, TAIL_LINES + 1);
+    if start > 0 {
+        if *open {
+            let first_end = text.find('\n').map_or(text.len(), |i| i + 1);
+            push_pieces(tail, open, &text[..first_end]);
+            text = &text[start.max(first_end)..];
+        } else {
+            text = &text[start..];
         }
+        *open = false;
+    }
+    push_pieces(tail, open, text);
+}
+
+fn push_pieces(tail: &mut VecDeque<String>, open: &mut bool, text: &str) {
+    for piece in text.split_inclusive('\n') {
+        let ends = piece.ends_with('\n');
         let piece = piece.trim_end_matches('\n').trim_end_matches('\r');
         match tail.back_mut() {
             Some(last) if *open => {
@@ -181,6 +191,24 @@ fn push_text(tail: &mut VecDeque<String>, open: &mut bool, text: &str) {
     }
 }
 
+/// The byte offset where the last `n` pieces of `text.split_inclusive('\n')` begin (0 when
+/// there are no more than `n`), found from the end without looking at the rest.
+pub(crate) fn last_pieces_start(text: &str, n: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut seen = 0;
+    // A newline ends a piece and the next one starts after it; the text's final byte, a
+    // newline or not, belongs to the last piece.
+    for i in (0..bytes.len().saturating_sub(1)).rev() {
+        if bytes[i] == b'\n' {
+            seen += 1;
+            if seen == n {
+                return i + 1;
+            }
+        }
+    }
+    0
+}
+
 /// The longest start of `text` of at most `max` bytes that ends on a character boundary.
 fn prefix_within(text: &str, max: usize) -> &str {
     let mut end = max.min(text.len());
@@ -193,6 +221,39 @@ fn prefix_within(text: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn last_pieces_start_finds_the_last_lines_from_the_end() {
+        assert_eq!(last_pieces_start("a\nb\nc\n", 1), 4);
+        assert_eq!(last_pieces_start("a\nb\nc\n", 2), 2);
+        assert_eq!(last_pieces_start("a\nb\nc\n", 3), 0);
+        assert_eq!(last_pieces_start("a\nb\nc\n", 9), 0);
+        assert_eq!(last_pieces_start("a\nb", 1), 2);
+        assert_eq!(last_pieces_start("", 1), 0);
+    }
+
+    #[test]
+    fn a_tail_skips_scrolled_out_lines_and_ends_an_open_line_first() {
+        let mut tail = VecDeque::new();
+        let mut open = false;
+        push_text(&mut tail, &mut open, "start of a line");
+        assert!(open);
+        let many: String = (0..TAIL_LINES * 3).map(|i| format!("line {i}\n")).collect();
+        push_text(&mut tail, &mut open, &format!(" ends here\n{many}"));
+        assert!(!open);
+        assert_eq!(tail.len(), TAIL_LINES);
+        assert_eq!(
+            tail.back().map(String::as_str),
+            Some(format!("line {}", TAIL_LINES * 3 - 1).as_str())
+        );
+        assert_eq!(
+            tail.front().map(String::as_str),
+            Some(format!("line {}", TAIL_LINES * 2).as_str())
+        );
+        push_text(&mut tail, &mut open, "x\ny");
+        assert_eq!(tail.back().map(String::as_str), Some("y"));
+        assert!(open);
+    }
 
     fn ev(kind: EventKind) -> Event {
         Event {
