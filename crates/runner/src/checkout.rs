@@ -91,7 +91,7 @@ pub async fn checkout(
         clear_directory(dest).await.map_err(io_err)?;
         // No template: the sample hooks and the description file are of no use to a job.
         git(dest, &["init", "-q", "--template="], log).await?;
-        git(dest, &["remote", "add", "origin", &source.url], log).await?;
+        add_origin(dest, &source.url, log).await.map_err(io_err)?;
     } else if options.clean {
         git(dest, &["clean", "-ffdx"], log).await?;
         git(dest, &["reset", "--hard", "-q", "HEAD"], log)
@@ -204,6 +204,34 @@ async fn clear_directory(dir: &Path) -> std::io::Result<()> {
             tokio::fs::remove_file(&path).await?;
         }
     }
+    Ok(())
+}
+
+/// What `git remote add origin <url>` does, without starting a process: the remote's section
+/// in the new repository's `.git/config`, the URL quoted as git's config syntax wants.
+async fn add_origin(
+    dest: &Path,
+    url: &str,
+    log: &mut (dyn FnMut(String) + Send),
+) -> std::io::Result<()> {
+    if url.contains(['\n', '\r', '\0']) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("the repository URL {url:?} contains a line break or NUL"),
+        ));
+    }
+    let quoted = url.replace('\\', "\\\\").replace('"', "\\\"");
+    let section = format!(
+        "[remote \"origin\"]\n\turl = \"{quoted}\"\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n"
+    );
+    let config = dest.join(".git").join("config");
+    let mut text = tokio::fs::read_to_string(&config).await?;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&section);
+    tokio::fs::write(&config, text).await?;
+    log(format!("Remote origin: {url}"));
     Ok(())
 }
 
@@ -343,6 +371,41 @@ mod tests {
             .await
             .expect("checkout");
         assert_eq!(sh(dest.path(), "git rev-list --count HEAD"), "2");
+    }
+
+    #[tokio::test]
+    async fn an_origin_url_with_quotes_and_backslashes_reads_back_unchanged() {
+        let dest = tempfile::tempdir().expect("tempdir");
+        git(dest.path(), &["init", "-q", "--template="], &mut |_| {})
+            .await
+            .expect("init");
+        let url = r#"file:///tmp/a "quoted" \back\slash ;# dir"#;
+        add_origin(dest.path(), url, &mut |_| {})
+            .await
+            .expect("origin");
+        let out = std::process::Command::new("git")
+            .args(["config", "--get", "remote.origin.url"])
+            .current_dir(dest.path())
+            .output()
+            .expect("git config");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim_end_matches('\n'),
+            url
+        );
+        let out = std::process::Command::new("git")
+            .args(["config", "--get", "remote.origin.fetch"])
+            .current_dir(dest.path())
+            .output()
+            .expect("git config");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "+refs/heads/*:refs/remotes/origin/*"
+        );
+        assert!(
+            add_origin(dest.path(), "file:///a\nb", &mut |_| {})
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]
