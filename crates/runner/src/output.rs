@@ -78,30 +78,31 @@ impl<'a> OutputPump<'a> {
     /// Takes the next bytes of output.
     pub(crate) fn feed(&mut self, mut bytes: &[u8]) {
         // A line begun in an earlier read ends first.
-        if self.long_line.is_some() || !self.line.is_empty() {
-            if let Some(newline) = bytes.iter().position(|b| *b == b'\n') {
-                let (head, rest) = bytes.split_at(newline + 1);
-                self.complete_line(head);
-                bytes = rest;
-            }
+        if (self.long_line.is_some() || !self.line.is_empty())
+            && let Some(newline) = bytes.iter().position(|b| *b == b'\n')
+        {
+            let (head, rest) = bytes.split_at(newline + 1);
+            self.complete_line(head);
+            bytes = rest;
         }
         // Fast path: complete lines of valid UTF-8 with no workflow command (no `::`, no
         // `##[`) and no carriage return are shown as they are, so they go to the batch at once
         // instead of line by line. Anything else takes the line-by-line path below.
-        if self.long_line.is_none() && self.line.is_empty() {
-            if let Some(last) = bytes.iter().rposition(|b| *b == b'\n') {
-                let (head, rest) = bytes.split_at(last + 1);
-                if let Ok(text) = std::str::from_utf8(head)
-                    && !text.contains("::")
-                    && !text.contains("##[")
-                    && !text.contains('\r')
-                {
-                    self.batch.push_str(text);
-                    if self.batch.len() >= MAX_BATCH {
-                        self.flush();
-                    }
-                    bytes = rest;
+        if self.long_line.is_none()
+            && self.line.is_empty()
+            && let Some(last) = bytes.iter().rposition(|b| *b == b'\n')
+        {
+            let (head, rest) = bytes.split_at(last + 1);
+            if let Ok(text) = std::str::from_utf8(head)
+                && !text.contains("::")
+                && !text.contains("##[")
+                && !text.contains('\r')
+            {
+                self.batch.push_str(text);
+                if self.batch.len() >= MAX_BATCH {
+                    self.flush();
                 }
+                bytes = rest;
             }
         }
         while let Some(newline) = bytes.iter().position(|b| *b == b'\n') {
