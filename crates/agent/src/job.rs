@@ -12,7 +12,7 @@ use crate::spool::LogSpool;
 use crate::uploader::{Report, UploadSettings, Uploader};
 use gantry_protocol::agent::JobAssignment;
 use gantry_protocol::{Annotation, AnnotationLevel, Conclusion, Event, EventKind, FailureReason};
-use gantry_runner::checkout::{CheckoutOptions, RepoSource, checkout};
+use gantry_runner::checkout::RepoSource;
 use gantry_runner::job::now_ms;
 use gantry_runner::mask::Masker;
 use gantry_runner::{EventSink, JobOutcome, JobRequest, RunnerOptions, run_job};
@@ -188,7 +188,7 @@ async fn prepare_dirs(dirs: &JobDirs) -> std::io::Result<LogSpool> {
     LogSpool::create(&dirs.root.join("log"))
 }
 
-/// Checks out the commit and runs the job.
+/// Runs the job in its (empty) workspace.
 async fn execute(
     ctx: &JobContext,
     assignment: &JobAssignment,
@@ -207,31 +207,8 @@ async fn execute(
         sha: assignment.source.sha.clone(),
         git_ref: assignment.source.git_ref.clone(),
     };
-    let mut checkout_log = {
-        let sink = sink.clone();
-        let masker = masker.clone();
-        move |line: String| sink.log(&format!("{}\n", masker.mask(&line)))
-    };
-    let options = CheckoutOptions::default();
-    let checked_out = tokio::select! {
-        result = checkout(&source, &dirs.workspace, &options, &mut checkout_log) => Some(result),
-        _ = cancel.cancel.cancelled() => None,
-    };
-    match checked_out {
-        None => {
-            return JobOutcome {
-                conclusion: Conclusion::Cancelled,
-                reason: Some(FailureReason::Cancelled),
-                outputs: IndexMap::new(),
-            };
-        }
-        Some(Err(error)) => {
-            let message = masker.mask(&format!("could not check out the commit: {error}"));
-            return setup_failure(sink, assignment, message);
-        }
-        Some(Ok(())) => {}
-    }
-
+    // As on GitHub, the workspace starts empty: the job's `actions/checkout` step (built into
+    // the runner, with this source) brings the code when the job asks for it.
     let request = JobRequest {
         spec: assignment.spec.clone(),
         secrets: assignment.secrets.clone(),

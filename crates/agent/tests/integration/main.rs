@@ -67,6 +67,21 @@ pub fn run(name: &str, script: &str) -> StepSpec {
     }
 }
 
+/// `uses: actions/checkout@v4`: the job's workspace starts empty, as on GitHub.
+pub fn checkout_step() -> StepSpec {
+    StepSpec {
+        id: String::new(),
+        default_name: "Run actions/checkout@v4".into(),
+        condition: "success()".into(),
+        kind: StepKind::Uses {
+            uses: "actions/checkout@v4".into(),
+            with: Default::default(),
+        },
+        continue_on_error: "false".into(),
+        ..StepSpec::default()
+    }
+}
+
 /// A job of `steps` on the repository's commit, with [`SECRET`] as secret `API_TOKEN`.
 pub fn assignment(job_id: &str, repo: &Repo, steps: Vec<StepSpec>) -> JobAssignment {
     let mut steps = steps;

@@ -2,7 +2,10 @@
 //! outputs, secrets masked, the workspace removed, the credential kept.
 
 use crate::fake_server::{FakeServer, Script};
-use crate::{SECRET, assignment, repo, run, start_agent, start_agent_in, step_logs, wait_finished};
+use crate::{
+    SECRET, assignment, checkout_step, repo, run, start_agent, start_agent_in, step_logs,
+    wait_finished,
+};
 use gantry_protocol::agent::JobEventKind;
 use gantry_protocol::{AnnotationLevel, Conclusion};
 use std::os::unix::fs::PermissionsExt;
@@ -45,7 +48,16 @@ async fn a_job_is_run_and_reported_completely() {
     let mut job = assignment(
         "job_1",
         &repo,
-        vec![run("Count", COUNT_SCRIPT), secret, greet],
+        vec![
+            run(
+                "Empty",
+                "test -z \"$(ls -A)\" && echo 'the workspace starts empty'",
+            ),
+            checkout_step(),
+            run("Count", COUNT_SCRIPT),
+            secret,
+            greet,
+        ],
     );
     job.spec.outputs.insert(
         "greeting".into(),
@@ -57,9 +69,20 @@ async fn a_job_is_run_and_reported_completely() {
     wait_finished(&server, "job_1", Duration::from_secs(20)).await;
     let record = server.job("job_1");
 
-    // The log: checkout lines, then exactly what each step printed, masked.
+    // The log: an empty workspace, the checkout's lines, then exactly what each step printed,
+    // masked.
+    let logs = step_logs(&record);
+    assert_eq!(logs.len(), 5, "{logs:?}");
     assert_eq!(
-        step_logs(&record),
+        logs[0],
+        (
+            "Empty".to_owned(),
+            "the workspace starts empty\n".to_owned()
+        )
+    );
+    assert!(logs[1].1.contains("[command]git init"), "{:?}", logs[1]);
+    assert_eq!(
+        logs[2..],
         [
             ("Count".to_owned(), counted_lines()),
             ("Secret".to_owned(), "token=***\nenv: ***\n".to_owned()),
@@ -67,7 +90,6 @@ async fn a_job_is_run_and_reported_completely() {
         ]
     );
     let log = String::from_utf8(record.log.clone()).expect("utf-8");
-    assert!(log.starts_with("[command]git init"), "{log:.200}");
     assert!(log.ends_with("inside\nhello\n"));
     assert!(record.violations.is_empty(), "{:?}", record.violations);
 
@@ -93,6 +115,10 @@ async fn a_job_is_run_and_reported_completely() {
     assert_eq!(
         kinds,
         [
+            "start Empty",
+            "finish Empty success",
+            "start Run actions/checkout@v4",
+            "finish Run actions/checkout@v4 success",
             "start Count",
             "finish Count success",
             "start Secret",
@@ -205,14 +231,18 @@ async fn jobs_run_side_by_side_up_to_the_concurrency() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_commit_that_cannot_be_checked_out_fails_the_job_with_the_reason() {
+async fn a_commit_that_cannot_be_checked_out_fails_the_checkout_step_with_the_reason() {
     let server = FakeServer::start(Script {
         poll_hold: Duration::from_millis(200),
         ..Script::default()
     })
     .await;
     let repo = repo();
-    let mut job = assignment("job_bad", &repo, vec![run("Never", "echo never")]);
+    let mut job = assignment(
+        "job_bad",
+        &repo,
+        vec![checkout_step(), run("Never", "echo never")],
+    );
     job.source.sha = "0123456789012345678901234567890123456789".into();
     server.enqueue(job);
     let agent = start_agent(&server.url(), |_| {});
@@ -220,15 +250,25 @@ async fn a_commit_that_cannot_be_checked_out_fails_the_job_with_the_reason() {
     let record = server.job("job_bad");
     let finish = &record.finishes[0];
     assert_eq!(finish.conclusion, Conclusion::Failure);
-    assert!(
-        matches!(&finish.reason, Some(gantry_protocol::FailureReason::SetupFailed(why)) if why.contains("could not check out")),
-        "{:?}",
-        finish.reason
+    assert_eq!(
+        finish.reason,
+        Some(gantry_protocol::FailureReason::StepFailed)
     );
-    assert!(String::from_utf8_lossy(&record.log).contains("##[error]could not check out"));
+    // The checkout step fails naming the commit; the next step never runs.
+    let log = String::from_utf8_lossy(&record.log);
+    assert!(
+        log.contains("0123456789012345678901234567890123456789"),
+        "{log}"
+    );
+    assert!(!log.contains("never\n"), "{log}");
     assert!(record.events.values().any(|e| matches!(
         &e.kind,
-        JobEventKind::Annotation { annotation, .. } if annotation.message.contains("could not check out")
+        JobEventKind::StepFinished { name, conclusion, .. }
+            if name == "Run actions/checkout@v4" && *conclusion == Conclusion::Failure
+    )));
+    assert!(record.events.values().any(|e| matches!(
+        &e.kind,
+        JobEventKind::Annotation { annotation, .. } if annotation.level == AnnotationLevel::Error
     )));
     agent.shutdown.drain();
     let (result, _) = agent.join(Duration::from_secs(5)).await;

@@ -6,6 +6,7 @@ mod actions;
 mod exit_codes;
 mod filters;
 mod graph;
+mod injection;
 mod interrupt;
 mod limits;
 mod output;

@@ -240,3 +240,55 @@ async fn unknown_objects_are_404() {
         .await
         .expect(StatusCode::NOT_FOUND);
 }
+
+/// H1: a repository registered without a webhook secret (and not opted in to unsigned
+/// deliveries) refuses every delivery, signed or not, and stores nothing.
+#[tokio::test]
+async fn a_repository_without_a_secret_refuses_deliveries_and_stores_none() {
+    let server = TestServer::new().await;
+    let repo = server
+        .state
+        .db
+        .insert_repository(
+            &gantry_server::store::NewRepository {
+                name: "Codertocat/Hello-World".to_owned(),
+                clone_url: "https://github.com/Codertocat/Hello-World.git".to_owned(),
+                forge: gantry_server::forge::Forge::GitHub,
+                webhook_secret: None,
+                allow_unsigned: false,
+                status_url: None,
+                status_token: None,
+            },
+            super::now(),
+        )
+        .await
+        .expect("repository stored");
+    let payload = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../testdata/fixtures/webhooks/github/push.branch-created.json"),
+    )
+    .expect("fixture");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"anything").expect("key");
+    mac.update(&payload);
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    for (id, signature) in [("u-1", None), ("u-2", Some(signature))] {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri("/hooks/github")
+            .header("content-type", "application/json")
+            .header("x-github-event", "push")
+            .header("x-github-delivery", id);
+        if let Some(signature) = signature {
+            request = request.header("x-hub-signature-256", signature);
+        }
+        let request = request.body(Body::from(payload.clone())).expect("request");
+        server.send(request).await.expect(StatusCode::UNAUTHORIZED);
+    }
+    let stored = server
+        .state
+        .db
+        .list_deliveries(&repo.id, 10)
+        .await
+        .expect("deliveries");
+    assert!(stored.is_empty(), "nothing stored: {stored:?}");
+}
