@@ -66,7 +66,8 @@ jobs:
           echo '::set-env name=INJECTED::evil'
           echo '::add-path::/tmp/evil-bin'
           echo '##[set-env name=INJECTED2;]evil'
-      - run: |
+      - if: always()
+        run: |
           printf 'injected=[%s] [%s]\n' "${INJECTED:-}" "${INJECTED2:-}"
           case ":$PATH:" in *:/tmp/evil-bin:*) echo 'path was changed'; exit 1;; esac
 "#,
