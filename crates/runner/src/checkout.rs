@@ -137,27 +137,127 @@ pub async fn checkout(
         fetch.push("+refs/heads/*:refs/remotes/origin/*");
     }
     fetch.push(&refspec);
-    git(dest, &fetch, log).await?;
 
-    match branch {
-        Some(branch) => {
-            git(
-                dest,
-                &["checkout", "-q", "--force", "-B", branch, &source.sha],
-                log,
-            )
-            .await?
+    // A shallow checkout of a local repository borrows its objects instead of fetching them;
+    // if that fails (the commit is not there...), the fetch says why.
+    let shared = !reuse
+        && options.fetch_depth == 1
+        && !options.fetch_tags
+        && share_local_objects(dest, source, &target_ref, log).await;
+    if shared {
+        if check_out_commit(dest, branch, &source.sha, log)
+            .await
+            .is_ok()
+        {
+            return finish_checkout(dest, options, log).await;
         }
-        None => {
-            git(
-                dest,
-                &["checkout", "-q", "--force", "--detach", &source.sha],
-                log,
-            )
-            .await?
-        }
+        unshare_local_objects(dest, &target_ref).await;
     }
+    git(dest, &fetch, log).await?;
+    check_out_commit(dest, branch, &source.sha, log).await?;
+    finish_checkout(dest, options, log).await
+}
 
+/// `git checkout` of `sha`, on `branch` when there is one.
+async fn check_out_commit(
+    dest: &Path,
+    branch: Option<&str>,
+    sha: &str,
+    log: &mut (dyn FnMut(String) + Send),
+) -> Result<(), CheckoutError> {
+    match branch {
+        Some(branch) => git(dest, &["checkout", "-q", "--force", "-B", branch, sha], log).await,
+        None => git(dest, &["checkout", "-q", "--force", "--detach", sha], log).await,
+    }
+}
+
+/// For a `file://` source: instead of a shallow fetch of one commit (which packs and unpacks its
+/// objects through three more git processes), borrow the source's object store
+/// (`objects/info/alternates`), mark the commit as the shallow boundary and point the ref at it,
+/// which is what the fetch leaves behind. Returns `false`, having changed nothing, when that does
+/// not apply.
+async fn share_local_objects(
+    dest: &Path,
+    source: &RepoSource,
+    target_ref: &str,
+    log: &mut (dyn FnMut(String) + Send),
+) -> bool {
+    let Some(path) = source.url.strip_prefix("file://") else {
+        return false;
+    };
+    let full_sha =
+        matches!(source.sha.len(), 40 | 64) && source.sha.bytes().all(|b| b.is_ascii_hexdigit());
+    let safe_ref = target_ref.split('/').all(|part| {
+        !part.is_empty()
+            && part != "."
+            && part != ".."
+            && !part.starts_with('.')
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    });
+    if !full_sha || !safe_ref {
+        return false;
+    }
+    let source_dir = Path::new(path);
+    let objects = if source_dir.join(".git").is_dir() {
+        source_dir.join(".git").join("objects")
+    } else {
+        source_dir.join("objects")
+    };
+    let Ok(objects) = tokio::fs::canonicalize(&objects).await else {
+        return false;
+    };
+    if !objects.is_dir() {
+        return false;
+    }
+    let git_dir = dest.join(".git");
+    let write = async {
+        tokio::fs::write(
+            git_dir.join("objects").join("info").join("alternates"),
+            format!("{}\n", objects.display()),
+        )
+        .await?;
+        tokio::fs::write(git_dir.join("shallow"), format!("{}\n", source.sha)).await?;
+        let ref_file = git_dir.join(target_ref);
+        if let Some(parent) = ref_file.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        tokio::fs::write(ref_file, format!("{}\n", source.sha)).await
+    };
+    if tokio::fs::create_dir_all(git_dir.join("objects").join("info"))
+        .await
+        .is_err()
+        || write.await.is_err()
+    {
+        unshare_local_objects(dest, target_ref).await;
+        return false;
+    }
+    log(format!(
+        "Objects shared from {} (a local repository: nothing to fetch), shallow at {}",
+        source.url, source.sha
+    ));
+    true
+}
+
+/// Undoes [`share_local_objects`].
+async fn unshare_local_objects(dest: &Path, target_ref: &str) {
+    let git_dir = dest.join(".git");
+    for file in [
+        git_dir.join("objects").join("info").join("alternates"),
+        git_dir.join("shallow"),
+        git_dir.join(target_ref),
+    ] {
+        let _ = tokio::fs::remove_file(file).await;
+    }
+}
+
+/// Submodules and LFS, after the commit is checked out.
+async fn finish_checkout(
+    dest: &Path,
+    options: &CheckoutOptions,
+    log: &mut (dyn FnMut(String) + Send),
+) -> Result<(), CheckoutError> {
     match options.submodules {
         Submodules::No => {}
         Submodules::Yes => {
@@ -325,7 +425,20 @@ mod tests {
             !dest.path().join("b").exists(),
             "b is not in the first commit"
         );
-        assert!(lines.iter().any(|l| l.contains("fetch")));
+        // A local source lends its objects: nothing is fetched, and the result is what a
+        // shallow fetch gives.
+        assert!(
+            lines.iter().any(|l| l.starts_with("Objects shared from")),
+            "{lines:?}"
+        );
+        assert!(!lines.iter().any(|l| l.contains(" fetch ")), "{lines:?}");
+        assert_eq!(
+            sh(dest.path(), "git rev-parse --is-shallow-repository"),
+            "true"
+        );
+        assert_eq!(sh(dest.path(), "git rev-parse refs/remotes/origin/main"), first);
+        assert_eq!(sh(dest.path(), "git log --format=%s"), "one");
+        assert_eq!(sh(dest.path(), "git status --porcelain"), "");
     }
 
     #[tokio::test]
