@@ -436,7 +436,10 @@ mod tests {
             sh(dest.path(), "git rev-parse --is-shallow-repository"),
             "true"
         );
-        assert_eq!(sh(dest.path(), "git rev-parse refs/remotes/origin/main"), first);
+        assert_eq!(
+            sh(dest.path(), "git rev-parse refs/remotes/origin/main"),
+            first
+        );
         assert_eq!(sh(dest.path(), "git log --format=%s"), "one");
         assert_eq!(sh(dest.path(), "git status --porcelain"), "");
     }
