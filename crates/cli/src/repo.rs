@@ -14,8 +14,8 @@ pub struct Repo {
     pub root: PathBuf,
     /// Whether `root` is a git work tree.
     pub is_git: bool,
-    /// HEAD's commit and branch, when read together with the root (one git process instead
-    /// of three); `None` until then, and the individual queries answer.
+    /// HEAD's commit and branch, read together with the root (one git process instead of
+    /// three); `None` when that failed (no commit yet, or not git): then git is asked again.
     head: Option<HeadFacts>,
 }
 

@@ -109,6 +109,34 @@ pub async fn checkout(
         Some(branch) if options.fetch_depth > 0 => format!("refs/remotes/origin/{branch}"),
         _ => "refs/gantry/checkout".to_owned(),
     };
+    // A shallow checkout of a local repository borrows its objects instead of fetching them;
+    // if that fails (the commit is not there...), the fetch says why.
+    if !reuse
+        && options.fetch_depth == 1
+        && !options.fetch_tags
+        && share_local_objects(dest, source, &target_ref, log).await
+    {
+        if check_out_commit(dest, branch, &source.sha, log)
+            .await
+            .is_ok()
+        {
+            return finish_checkout(dest, options, log).await;
+        }
+        unshare_local_objects(dest, &target_ref).await;
+    }
+    fetch_commit(dest, source, options, &target_ref, log).await?;
+    check_out_commit(dest, branch, &source.sha, log).await?;
+    finish_checkout(dest, options, log).await
+}
+
+/// `git fetch` of the commit from `origin` into `target_ref`, as deep as `options` say.
+async fn fetch_commit(
+    dest: &Path,
+    source: &RepoSource,
+    options: &CheckoutOptions,
+    target_ref: &str,
+    log: &mut (dyn FnMut(String) + Send),
+) -> Result<(), CheckoutError> {
     let refspec = format!("+{}:{}", source.sha, target_ref);
     let depth_arg = format!("--depth={}", options.fetch_depth);
     // No automatic maintenance: a detached `git maintenance` would outlive the fetch for no
@@ -137,25 +165,7 @@ pub async fn checkout(
         fetch.push("+refs/heads/*:refs/remotes/origin/*");
     }
     fetch.push(&refspec);
-
-    // A shallow checkout of a local repository borrows its objects instead of fetching them;
-    // if that fails (the commit is not there...), the fetch says why.
-    let shared = !reuse
-        && options.fetch_depth == 1
-        && !options.fetch_tags
-        && share_local_objects(dest, source, &target_ref, log).await;
-    if shared {
-        if check_out_commit(dest, branch, &source.sha, log)
-            .await
-            .is_ok()
-        {
-            return finish_checkout(dest, options, log).await;
-        }
-        unshare_local_objects(dest, &target_ref).await;
-    }
-    git(dest, &fetch, log).await?;
-    check_out_commit(dest, branch, &source.sha, log).await?;
-    finish_checkout(dest, options, log).await
+    git(dest, &fetch, log).await
 }
 
 /// `git checkout` of `sha`, on `branch` when there is one.
@@ -212,24 +222,19 @@ async fn share_local_objects(
         return false;
     }
     let git_dir = dest.join(".git");
-    let write = async {
-        tokio::fs::write(
-            git_dir.join("objects").join("info").join("alternates"),
-            format!("{}\n", objects.display()),
-        )
-        .await?;
+    let written: std::io::Result<()> = async {
+        let info = git_dir.join("objects").join("info");
+        tokio::fs::create_dir_all(&info).await?;
+        tokio::fs::write(info.join("alternates"), format!("{}\n", objects.display())).await?;
         tokio::fs::write(git_dir.join("shallow"), format!("{}\n", source.sha)).await?;
         let ref_file = git_dir.join(target_ref);
         if let Some(parent) = ref_file.parent() {
             tokio::fs::create_dir_all(parent).await?;
         }
         tokio::fs::write(ref_file, format!("{}\n", source.sha)).await
-    };
-    if tokio::fs::create_dir_all(git_dir.join("objects").join("info"))
-        .await
-        .is_err()
-        || write.await.is_err()
-    {
+    }
+    .await;
+    if written.is_err() {
         unshare_local_objects(dest, target_ref).await;
         return false;
     }
@@ -499,22 +504,9 @@ mod tests {
         add_origin(dest.path(), url, &mut |_| {})
             .await
             .expect("origin");
-        let out = std::process::Command::new("git")
-            .args(["config", "--get", "remote.origin.url"])
-            .current_dir(dest.path())
-            .output()
-            .expect("git config");
+        assert_eq!(sh(dest.path(), "git config --get remote.origin.url"), url);
         assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim_end_matches('\n'),
-            url
-        );
-        let out = std::process::Command::new("git")
-            .args(["config", "--get", "remote.origin.fetch"])
-            .current_dir(dest.path())
-            .output()
-            .expect("git config");
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout).trim(),
+            sh(dest.path(), "git config --get remote.origin.fetch"),
             "+refs/heads/*:refs/remotes/origin/*"
         );
         assert!(

@@ -14,6 +14,12 @@
 
 use gantry_protocol::{Annotation, AnnotationLevel};
 
+/// Whether `text` (a line, or many) may hold a workflow command (`::name::` or `##[name]`);
+/// text for which this is false is shown as it is, whatever the processor's state.
+pub fn may_hold_command(text: &str) -> bool {
+    text.contains("::") || text.contains("##[")
+}
+
 /// GitHub's message for `set-env` and `add-path` unless `ACTIONS_ALLOW_UNSECURE_COMMANDS`.
 pub const UNSECURE_COMMAND_DISABLED: &str = "The `{command}` command is disabled. Please upgrade to using Environment Files or opt into unsecure command execution by setting the `ACTIONS_ALLOW_UNSECURE_COMMANDS` environment variable to `true`. For more information see: https://github.blog/changelog/2020-10-01-github-actions-deprecating-set-env-and-add-path-commands/";
 
@@ -370,7 +376,7 @@ impl CommandProcessor {
     /// Processes one line of output (without its line terminator).
     pub fn process_line(&mut self, line: &str) -> LineOutcome {
         let line = line.strip_suffix('\r').unwrap_or(line);
-        if !line.contains("::") && !line.contains("##[") {
+        if !may_hold_command(line) {
             return LineOutcome::plain();
         }
         let stop_token = self.stop_token.as_deref();

@@ -5,7 +5,7 @@
 //! and a line longer than [`MAX_LINE`] is streamed in pieces through a [`StreamMasker`] (a secret
 //! split between two pieces is still masked).
 
-use crate::command::{CommandProcessor, CommandSettings, Effect, Show};
+use crate::command::{CommandProcessor, CommandSettings, Effect, Show, may_hold_command};
 use crate::job::{EventSink, now_ms};
 use crate::mask::{Masker, StreamMasker};
 use gantry_protocol::{Event, EventKind};
@@ -85,17 +85,16 @@ impl<'a> OutputPump<'a> {
             self.complete_line(head);
             bytes = rest;
         }
-        // Fast path: complete lines of valid UTF-8 with no workflow command (no `::`, no
-        // `##[`) and no carriage return are shown as they are, so they go to the batch at once
-        // instead of line by line. Anything else takes the line-by-line path below.
+        // Fast path: complete lines of valid UTF-8 that cannot hold a workflow command and have
+        // no carriage return are shown as they are, so they go to the batch at once instead of
+        // line by line. Anything else takes the line-by-line path below.
         if self.long_line.is_none()
             && self.line.is_empty()
             && let Some(last) = bytes.iter().rposition(|b| *b == b'\n')
         {
             let (head, rest) = bytes.split_at(last + 1);
             if let Ok(text) = std::str::from_utf8(head)
-                && !text.contains("::")
-                && !text.contains("##[")
+                && !may_hold_command(text)
                 && !text.contains('\r')
             {
                 self.batch.push_str(text);

@@ -10,6 +10,7 @@ use crate::run_state::{self, JobNote};
 use crate::store::{
     CancelTarget, Job, JobStatus, Run, RunGraphUpdate, RunId, RunStatus, StoreError,
 };
+use gantry_protocol::FailureReason;
 use gantry_workflow::plan::{GraphInput, JobKey};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -51,19 +52,21 @@ pub async fn round(state: &AppState) -> Result<(), StoreError> {
         if expired.cancelled {
             tracing::warn!(job = %expired.job_id, agent = ?expired.agent_id,
                 "agent lost while cancelling: the job is cancelled");
-            continue;
+        } else {
+            tracing::warn!(job = %expired.job_id, agent = ?expired.agent_id, "agent lost: lease expired");
         }
-        tracing::warn!(job = %expired.job_id, agent = ?expired.agent_id, "agent lost: lease expired");
-        if expired.attempt <= state.config.lost_job_retries {
+        if expired.retryable(state.config.lost_job_retries) {
             state.db.insert_retry_attempt(&expired.job_id, now).await?;
             state.wake.jobs.notify_waiters();
         }
     }
     let queue_ms = i64::try_from(state.config.queue_timeout.as_millis()).unwrap_or(i64::MAX);
-    let waited = humantime_short(state.config.queue_timeout);
+    let queue_timeout = state.config.queue_timeout;
     for job in state
         .db
-        .expire_queued_jobs(now.saturating_sub(queue_ms), &waited, now)
+        .expire_queued_jobs(now.saturating_sub(queue_ms), now, |job| {
+            queue_timeout_reason(job, queue_timeout)
+        })
         .await?
     {
         tracing::warn!(job = %job.id, labels = ?job.labels, "no agent took the job: queue timeout");
@@ -316,8 +319,22 @@ async fn release_groups(state: &AppState) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Why a job no agent took within the queue timeout failed, naming what it needs.
+fn queue_timeout_reason(job: &Job, waited: Duration) -> FailureReason {
+    let labels = if job.labels.is_empty() {
+        "no labels".to_owned()
+    } else {
+        format!("labels [{}]", job.labels.join(", "))
+    };
+    FailureReason::SetupFailed(format!(
+        "no agent took this job within {} (the queue timeout); it needs {labels}: start an \
+         agent with them (`gantry agent --labels ...`) or map them with --label-map",
+        humantime_short(waited)
+    ))
+}
+
 /// A duration as people write it: `24h`, `90s`, `1h 30m`, `250ms`.
-fn humantime_short(d: std::time::Duration) -> String {
+fn humantime_short(d: Duration) -> String {
     let total = d.as_secs();
     if total == 0 {
         return format!("{}ms", d.as_millis());

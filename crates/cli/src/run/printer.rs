@@ -166,23 +166,18 @@ impl Printer {
             }
             EventKind::Log { text, .. } => {
                 if quiet {
-                    // Only the last lines are kept: format just those.
-                    // Complete lines followed by more than a buffer's worth scroll out unseen:
-                    // skip them (a line left open before them ends among them).
+                    // Only the last lines are kept: lines followed by more than a buffer's
+                    // worth scroll out unseen and are skipped (a line left open before them
+                    // ends among them).
                     let start = super::summary::last_pieces_start(text, QUIET_BUFFER_LINES + 1);
                     if start > 0 {
                         job.partial.clear();
                         job.elided = 0;
                     }
-                    let mut whole: Vec<Cow<'_, str>> = Vec::new();
                     for piece in text[start..].split_inclusive('\n') {
                         if let Some(line) = job.take_piece(piece) {
-                            whole.push(line);
+                            job.buffered.push_back(format!("{prefix} {line}"));
                         }
-                    }
-                    let skip = whole.len().saturating_sub(QUIET_BUFFER_LINES);
-                    for line in &whole[skip..] {
-                        job.buffered.push_back(format!("{prefix} {line}"));
                     }
                     let over = job.buffered.len().saturating_sub(QUIET_BUFFER_LINES);
                     job.buffered.drain(..over);

@@ -156,22 +156,12 @@ const MAX_TAIL_LINE: usize = 1000;
 fn push_text(tail: &mut VecDeque<String>, open: &mut bool, mut text: &str) {
     // Complete lines followed by more than a tail's worth of lines scroll out at once: skip
     // them (a step printing 100 MB must not cost a string per line here). A line left open by
-    // the previous text ends first.
+    // the previous text ends among them; it scrolls out with them.
     let start = last_pieces_start(text, TAIL_LINES + 1);
     if start > 0 {
-        if *open {
-            let first_end = text.find('\n').map_or(text.len(), |i| i + 1);
-            push_pieces(tail, open, &text[..first_end]);
-            text = &text[start.max(first_end)..];
-        } else {
-            text = &text[start..];
-        }
+        text = &text[start..];
         *open = false;
     }
-    push_pieces(tail, open, text);
-}
-
-fn push_pieces(tail: &mut VecDeque<String>, open: &mut bool, text: &str) {
     for piece in text.split_inclusive('\n') {
         let ends = piece.ends_with('\n');
         let piece = piece.trim_end_matches('\n').trim_end_matches('\r');

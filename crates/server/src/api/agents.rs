@@ -115,7 +115,7 @@ pub async fn revoke_agent(
         .map_err(store_error)?;
     let mut retried = Vec::new();
     for job in &lost {
-        if !job.cancelled && job.attempt <= state.config.lost_job_retries {
+        if job.retryable(state.config.lost_job_retries) {
             match state.db.insert_retry_attempt(&job.job_id, now).await {
                 Ok(next) => retried.push(next.id.to_string()),
                 Err(e) => tracing::warn!(job = %job.job_id, error = %e, "could not retry the job"),

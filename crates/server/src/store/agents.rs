@@ -1,10 +1,9 @@
 //! `agents`: registered agents. An agent registers with a registration token and receives a
 //! credential; only the credential's sha256 is stored ([`hash_token`](super::hash_token)).
 
-use super::column::{RowExt, from_json, reason_json, to_json};
+use super::column::{RowExt, from_json, to_json};
 use super::jobs::ExpiredJob;
 use super::{AgentId, Db, StoreError};
-use gantry_protocol::FailureReason;
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
@@ -226,15 +225,13 @@ impl Db {
     }
 
     /// Revokes an agent: its credential stops working at once and its running jobs end now as
-    /// if their leases had expired (`failure`, reason `agent_lost`, leases cleared), returned
-    /// for the caller's retry decision. Repeating it is harmless. `NotFound` when absent.
+    /// if their leases had expired (`failure`, reason `agent_lost`, or `cancelled` when a cancel
+    /// had been asked for; leases cleared), returned for the caller's retry decision. Repeating it is harmless. `NotFound` when absent.
     pub async fn revoke_agent(
         &self,
         id: &AgentId,
         now_ms: i64,
     ) -> Result<Vec<ExpiredJob>, StoreError> {
-        let reason = reason_json(&FailureReason::AgentLost)?;
-        let cancelled = reason_json(&FailureReason::Cancelled)?;
         write_tx!(self, "revoke_agent", |conn| {
             let done =
                 sqlx::query("UPDATE agents SET revoked = 1, status = 'offline' WHERE id = $1")
@@ -244,31 +241,7 @@ impl Db {
             if done.rows_affected() == 0 {
                 return Err(StoreError::not_found("agent", id));
             }
-            // A job whose cancel had been asked for ends as `cancelled` (and is not retried).
-            let mut rows = sqlx::query(
-                "UPDATE jobs SET status = 'completed', conclusion = 'cancelled', reason = $3, \
-                 finished_ms = $2, lease_id = NULL \
-                 WHERE agent_id = $1 AND status = 'running' AND cancel_requested = 1 \
-                 RETURNING id, run_id, key, leg, attempt, agent_id, conclusion",
-            )
-            .bind(id.as_str())
-            .bind(now_ms)
-            .bind(cancelled.as_str())
-            .fetch_all(&mut *conn)
-            .await?;
-            rows.extend(
-                sqlx::query(
-                    "UPDATE jobs SET status = 'completed', conclusion = 'failure', reason = $3, \
-                     finished_ms = $2, lease_id = NULL WHERE agent_id = $1 AND status = 'running' \
-                     RETURNING id, run_id, key, leg, attempt, agent_id, conclusion",
-                )
-                .bind(id.as_str())
-                .bind(now_ms)
-                .bind(reason.as_str())
-                .fetch_all(&mut *conn)
-                .await?,
-            );
-            rows.iter().map(super::jobs::decode_expired).collect()
+            super::jobs::end_lost_jobs(conn, super::jobs::LostAgent::Revoked(id), now_ms).await
         })
     }
 }

@@ -182,6 +182,14 @@ pub struct ExpiredJob {
     pub cancelled: bool,
 }
 
+impl ExpiredJob {
+    /// Whether the job gets another attempt on another agent: not when it was being
+    /// cancelled, and at most `retries` times.
+    pub fn retryable(&self, retries: u32) -> bool {
+        !self.cancelled && self.attempt <= retries
+    }
+}
+
 /// What to cancel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CancelTarget {
@@ -281,6 +289,49 @@ pub(crate) fn decode_expired(row: &AnyRow) -> Result<ExpiredJob, StoreError> {
         agent_id: row.opt_text("agent_id")?.map(AgentId::from),
         cancelled: row.text("conclusion")? == "cancelled",
     })
+}
+
+/// Which running jobs lost their agent.
+pub(crate) enum LostAgent<'a> {
+    /// Those whose lease expired before this time (ms).
+    LeaseExpiredBefore(i64),
+    /// Every running job of this (revoked) agent.
+    Revoked(&'a AgentId),
+}
+
+/// Ends running jobs whose agent is gone (inside the caller's transaction): `failure` with
+/// reason `agent_lost`, or `cancelled` when a cancel had been asked for (the user, a
+/// concurrency group or the timeout wanted it stopped: nothing to retry). Their leases are
+/// cleared, so later writes of that agent are refused.
+pub(crate) async fn end_lost_jobs(
+    conn: &mut AnyConnection,
+    lost: LostAgent<'_>,
+    now_ms: i64,
+) -> Result<Vec<ExpiredJob>, StoreError> {
+    let cancelled = reason_json(&FailureReason::Cancelled)?;
+    let agent_lost = reason_json(&FailureReason::AgentLost)?;
+    let condition = match lost {
+        LostAgent::LeaseExpiredBefore(_) => "lease_expires_ms < $4",
+        LostAgent::Revoked(_) => "agent_id = $4",
+    };
+    let sql = sqlx::AssertSqlSafe(format!(
+        "UPDATE jobs SET status = 'completed', \
+         conclusion = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE 'failure' END, \
+         reason = CASE WHEN cancel_requested = 1 THEN $2 ELSE $3 END, \
+         finished_ms = $1, lease_id = NULL \
+         WHERE status = 'running' AND {condition} \
+         RETURNING id, run_id, key, leg, attempt, agent_id, conclusion"
+    ));
+    let query = sqlx::query(sql)
+        .bind(now_ms)
+        .bind(cancelled)
+        .bind(agent_lost);
+    let query = match lost {
+        LostAgent::LeaseExpiredBefore(before) => query.bind(before),
+        LostAgent::Revoked(agent) => query.bind(agent.as_str().to_owned()),
+    };
+    let rows = query.fetch_all(&mut *conn).await?;
+    rows.iter().map(decode_expired).collect()
 }
 
 /// Inserts one job row of `run_id` (inside the caller's transaction).
@@ -811,32 +862,8 @@ impl Db {
     /// A job whose cancel had been asked for (by a user, a concurrency group or its timeout)
     /// completes as `cancelled` instead: what was asked for happened, and it is not retried.
     pub async fn expire_leases(&self, now_ms: i64) -> Result<Vec<ExpiredJob>, StoreError> {
-        let lost = reason_json(&FailureReason::AgentLost)?;
-        let cancelled = reason_json(&FailureReason::Cancelled)?;
         write_tx!(self, "expire_leases", |conn| {
-            let mut rows = sqlx::query(
-                "UPDATE jobs SET status = 'completed', conclusion = 'cancelled', reason = $2, \
-                 finished_ms = $1, lease_id = NULL \
-                 WHERE status = 'running' AND lease_expires_ms < $1 AND cancel_requested = 1 \
-                 RETURNING id, run_id, key, leg, attempt, agent_id, conclusion",
-            )
-            .bind(now_ms)
-            .bind(cancelled.as_str())
-            .fetch_all(&mut *conn)
-            .await?;
-            rows.extend(
-                sqlx::query(
-                    "UPDATE jobs SET status = 'completed', conclusion = 'failure', reason = $2, \
-                     finished_ms = $1, lease_id = NULL \
-                     WHERE status = 'running' AND lease_expires_ms < $1 \
-                     RETURNING id, run_id, key, leg, attempt, agent_id, conclusion",
-                )
-                .bind(now_ms)
-                .bind(lost.as_str())
-                .fetch_all(&mut *conn)
-                .await?,
-            );
-            rows.iter().map(decode_expired).collect()
+            end_lost_jobs(conn, LostAgent::LeaseExpiredBefore(now_ms), now_ms).await
         })
     }
 
@@ -995,14 +1022,14 @@ impl Db {
     }
 
     /// Fails every job queued before `queued_before_ms` that no agent has taken (the queue
-    /// timeout): `failure` with a reason naming the labels it needs and `waited`, so a job no
-    /// agent can run ends instead of waiting forever. Returns the jobs so failed; the scheduler
-    /// takes them into their run graphs like any completed job.
+    /// timeout) with the reason `reason` gives for it, so a job no agent can run ends instead of
+    /// waiting forever. Returns the jobs so failed; the scheduler takes them into their run
+    /// graphs like any completed job.
     pub async fn expire_queued_jobs(
         &self,
         queued_before_ms: i64,
-        waited: &str,
         now_ms: i64,
+        reason: impl Fn(&Job) -> FailureReason,
     ) -> Result<Vec<Job>, StoreError> {
         write_tx!(self, "expire_queued_jobs", |conn| {
             let sql = sqlx::AssertSqlSafe(format!(
@@ -1016,23 +1043,13 @@ impl Db {
             let mut expired = Vec::new();
             for row in &rows {
                 let job = decode(row)?;
-                let labels = if job.labels.is_empty() {
-                    "no labels".to_owned()
-                } else {
-                    format!("labels [{}]", job.labels.join(", "))
-                };
-                let reason = FailureReason::SetupFailed(format!(
-                    "no agent took this job within {waited} (the queue timeout); it needs \
-                     {labels}: start an agent with them (`gantry agent --labels ...`) or map \
-                     them with --label-map"
-                ));
                 let sql = sqlx::AssertSqlSafe(format!(
                     "UPDATE jobs SET status = 'completed', conclusion = 'failure', reason = $2, \
                      finished_ms = $3 WHERE id = $1 AND status = 'queued' RETURNING {COLUMNS}"
                 ));
                 if let Some(row) = sqlx::query(sql)
                     .bind(job.id.as_str())
-                    .bind(reason_json(&reason)?.as_str())
+                    .bind(reason_json(&reason(&job))?.as_str())
                     .bind(now_ms)
                     .fetch_optional(&mut *conn)
                     .await?
