@@ -28,15 +28,6 @@ pub struct EventOptions {
     pub need_changed: bool,
 }
 
-/// Whether any of `workflows` filters its events by changed paths.
-pub fn has_path_filters(workflows: &[gantry_workflow::model::Workflow]) -> bool {
-    workflows.iter().any(|w| {
-        w.on.triggers
-            .iter()
-            .any(|t| t.filters.paths.is_some() || t.filters.paths_ignore.is_some())
-    })
-}
-
 /// Where the changed paths came from, for the user.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ChangedSource {

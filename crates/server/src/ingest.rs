@@ -196,9 +196,12 @@ pub async fn plan_request(
     mut request: RunRequest,
     event: Option<&ForgeEvent>,
 ) -> Result<Vec<NewRunWithJobs>, IngestError> {
+    // One fetch of the repository's branches and tags (which makes sure the commit is there,
+    // unless it is a fork's); a fork's commit comes from the fork.
     let mirrors = &state.mirrors;
+    let own_sha = request.fork_url.is_none().then_some(request.sha.as_str());
     mirrors
-        .fetch(repo.id.as_str(), &repo.clone_url, None)
+        .fetch(repo.id.as_str(), &repo.clone_url, own_sha)
         .await
         .map_err(|e| IngestError::Transient(format!("fetching {}: {e}", repo.clone_url)))?;
     if let Some(fork) = &request.fork_url {
@@ -206,17 +209,20 @@ pub async fn plan_request(
             .fetch_from(repo.id.as_str(), fork, &request.sha)
             .await
             .map_err(|e| IngestError::Transient(format!("fetching the fork {fork}: {e}")))?;
-    } else {
-        mirrors
-            .fetch(repo.id.as_str(), &repo.clone_url, Some(&request.sha))
-            .await
-            .map_err(|e| IngestError::Transient(format!("fetching {}: {e}", request.sha)))?;
     }
     let sources: Sources = mirrors
         .read_workflows(repo.id.as_str(), &request.sha)
         .await
         .map_err(|e| IngestError::Transient(e.to_string()))?;
-    if request.event.changed_paths.is_none() {
+    let parsed: Vec<_> = sources
+        .iter()
+        .map(|(file, text)| parse_workflow(file, text))
+        .collect();
+    // Changed paths matter only to workflows that filter on them.
+    let filters_paths = parsed
+        .iter()
+        .any(|p| !p.has_errors() && p.workflow.as_ref().is_some_and(|w| w.on.filters_paths()));
+    if request.event.changed_paths.is_none() && filters_paths {
         request.event.changed_paths = changed_paths(state, repo, &request, event).await;
     }
 
@@ -233,8 +239,7 @@ pub async fn plan_request(
 
     let mut workflows = Vec::new();
     let mut runs = Vec::new();
-    for (file, text) in &sources {
-        let parsed = parse_workflow(file, text);
+    for ((file, text), parsed) in sources.iter().zip(parsed) {
         if parsed.has_errors() {
             // A broken file is reported like GitHub does: a failed run naming the problems,
             // when the event would plausibly have started it.

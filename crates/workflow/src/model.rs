@@ -102,6 +102,14 @@ impl On {
     pub fn trigger(&self, event: &str) -> Option<&Trigger> {
         self.triggers.iter().find(|t| t.event.value == event)
     }
+
+    /// Whether some event is filtered by changed paths (`paths` or `paths-ignore`): only then
+    /// do an event's changed paths matter to this workflow.
+    pub fn filters_paths(&self) -> bool {
+        self.triggers
+            .iter()
+            .any(|t| t.filters.paths.is_some() || t.filters.paths_ignore.is_some())
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]

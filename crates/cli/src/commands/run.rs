@@ -180,7 +180,7 @@ pub fn cmd_run(args: RunArgs) -> Result<(), CommandError> {
         payload: args.payload.clone(),
         changed: args.changed.clone(),
         inputs: args.inputs.clone(),
-        need_changed: crate::event::has_path_filters(&workflows),
+        need_changed: workflows.iter().any(|w| w.on.filters_paths()),
     };
     let (mut ctx, changed_source) = build_context(&repo, &options)?;
     ctx.vars = args.vars.iter().cloned().collect();
