@@ -1031,6 +1031,19 @@ impl Db {
         now_ms: i64,
         reason: impl Fn(&Job) -> FailureReason,
     ) -> Result<Vec<Job>, StoreError> {
+        // Called every scheduler round: a read answers the usual "none", without a write
+        // transaction.
+        let any: Option<String> = read_conn!(self, "expire_queued_jobs", |conn| {
+            Ok(sqlx::query_scalar(
+                "SELECT id FROM jobs WHERE status = 'queued' AND queued_ms < $1 LIMIT 1",
+            )
+            .bind(queued_before_ms)
+            .fetch_optional(&mut *conn)
+            .await?)
+        })?;
+        if any.is_none() {
+            return Ok(Vec::new());
+        }
         write_tx!(self, "expire_queued_jobs", |conn| {
             let sql = sqlx::AssertSqlSafe(format!(
                 "SELECT {COLUMNS} FROM jobs WHERE status = 'queued' AND queued_ms < $1 \
