@@ -126,9 +126,14 @@ def main():
         print(f"per-step overhead: gantry {per_step:.2f} ms, bash -e alone {bash_step:.2f} ms, "
               f"gantry above bash {per_step - bash_step:.2f} ms (goal <= 3 ms)")
         if args.act:
+            # act (self-hosted) also starts one `bash -e` per step: what each adds above bash's
+            # own cost is its overhead; the raw per-step times include bash for both.
             act_step = (med["act steps50"] - med["act steps1"]) / 49 * 1000
-            print(f"per-step overhead: act {act_step:.2f} ms "
-                  f"({act_step / max(per_step, 1e-9):.1f}x gantry; goal >= 10x)")
+            act_above = act_step - bash_step
+            gantry_above = max(per_step - bash_step, 1e-9)
+            print(f"per-step overhead: act {act_step:.2f} ms, act above bash {act_above:.2f} ms: "
+                  f"{act_above / gantry_above:.1f}x gantry's (goal >= 10x); "
+                  f"with bash's own cost included {act_step / max(per_step, 1e-9):.1f}x")
         print(f"empty one-step workflow: {med['gantry steps1'] * 1000:.1f} ms (goal <= 50 ms)")
         log_dir = os.path.join(repos["print100mb"], ".gantry", "runs")
         newest = max(os.listdir(log_dir), key=int)

@@ -11,6 +11,7 @@ use crate::mask::Masker;
 use crate::output::OutputPump;
 use crate::process::{self, ProcessSpec, StopCause, StopPolicy};
 use crate::shell::Shell;
+use crate::step_files::{FileCommands, StepFilePool};
 use gantry_expr::{Contexts, JobStatus, Template, Value};
 use gantry_protocol::{
     Annotation, AnnotationLevel, Conclusion, Event, EventKind, FailureReason, JobSpec, StepKind,
@@ -143,6 +144,8 @@ pub(crate) struct JobRun {
     event_path: PathBuf,
     next_step_index: usize,
     file_counter: AtomicU64,
+    /// Script and file-command files of finished steps, recycled for the next ones.
+    step_files: StepFilePool,
     /// The `steps` context of the job's own steps.
     steps_ctx: gantry_expr::Object,
 }
@@ -209,6 +212,7 @@ impl JobRun {
             event_path,
             next_step_index: 0,
             file_counter: AtomicU64::new(0),
+            step_files: StepFilePool::default(),
             steps_ctx: gantry_expr::Object::new(),
         }
     }
@@ -675,7 +679,7 @@ impl JobRun {
             self.req
                 .temp_dir
                 .join(format!("{}{}", self.unique_name("step"), shell.extension()));
-        if let Err(e) = tokio::fs::write(&script_path, script.as_bytes()).await {
+        if let Err(e) = self.step_files.script(&script_path, script.as_bytes()) {
             self.annotate(
                 Some(event_step),
                 AnnotationLevel::Error,
@@ -686,16 +690,19 @@ impl JobRun {
             );
             return (Conclusion::Failure, IndexMap::new());
         }
-        self.run_command(
-            event_step,
-            &shell,
-            &script_path,
-            env,
-            &working_directory,
-            scope,
-            timeout,
-        )
-        .await
+        let result = self
+            .run_command(
+                event_step,
+                &shell,
+                &script_path,
+                env,
+                &working_directory,
+                scope,
+                timeout,
+            )
+            .await;
+        self.step_files.give_back_script(&script_path);
+        result
     }
 
     /// Resolves `working-directory` (step, then `defaults.run`) against the workspace.
@@ -742,7 +749,7 @@ impl JobRun {
         scope: &Scope,
         timeout: Option<Duration>,
     ) -> (Conclusion, IndexMap<String, String>) {
-        let files = match self.create_file_commands().await {
+        let files = match self.create_file_commands() {
             Ok(files) => files,
             Err(message) => {
                 self.annotate(Some(event_step), AnnotationLevel::Error, &message);
@@ -759,6 +766,7 @@ impl JobRun {
         let (program, args) = match shell.command(script_path, &path_var) {
             Ok(command) => command,
             Err(e) => {
+                self.step_files.give_back_commands(files);
                 self.annotate(Some(event_step), AnnotationLevel::Error, &e.to_string());
                 return (Conclusion::Failure, IndexMap::new());
             }
@@ -858,7 +866,7 @@ impl JobRun {
         }
         let mut outputs: IndexMap<String, String> = pump_result.outputs.into_iter().collect();
         outputs.extend(
-            self.apply_file_commands(event_step, &files, &mut outcome)
+            self.apply_file_commands(event_step, files, &mut outcome)
                 .await,
         );
         if outcome == Conclusion::Cancelled {
@@ -877,25 +885,16 @@ impl JobRun {
         format!("{prefix}_{}_{n}", std::process::id())
     }
 
-    async fn create_file_commands(&self) -> Result<FileCommands, String> {
+    /// Empty file-command files for a step.
+    fn create_file_commands(&mut self) -> Result<FileCommands, String> {
         let dir = self.req.temp_dir.join("_runner_file_commands");
-        tokio::fs::create_dir_all(&dir)
-            .await
-            .map_err(|e| format!("could not create {}: {e}", dir.display()))?;
         let suffix = self.unique_name("cmd");
-        let files = FileCommands {
-            output: dir.join(format!("set_output_{suffix}")),
-            env: dir.join(format!("set_env_{suffix}")),
-            path: dir.join(format!("add_path_{suffix}")),
-            state: dir.join(format!("save_state_{suffix}")),
-            summary: dir.join(format!("step_summary_{suffix}")),
-        };
-        for path in files.all() {
-            tokio::fs::write(path, b"")
-                .await
-                .map_err(|e| format!("could not create {}: {e}", path.display()))?;
-        }
-        Ok(files)
+        self.step_files.commands(&dir, &suffix).map_err(|e| {
+            format!(
+                "could not create the file-command files in {}: {e}",
+                dir.display()
+            )
+        })
     }
 
     /// The environment of a step process: the base environment, GitHub's default variables,
@@ -944,7 +943,7 @@ impl JobRun {
     async fn apply_file_commands(
         &mut self,
         event_step: usize,
-        files: &FileCommands,
+        files: FileCommands,
         outcome: &mut Conclusion,
     ) -> IndexMap<String, String> {
         let mut outputs = IndexMap::new();
@@ -1000,9 +999,7 @@ impl JobRun {
             Ok(None) => {}
             Err(e) => self.annotate(Some(event_step), AnnotationLevel::Error, &e.to_string()),
         }
-        for path in files.all() {
-            let _ = tokio::fs::remove_file(path).await;
-        }
+        self.step_files.give_back_commands(files);
         outputs
     }
 
@@ -1039,27 +1036,6 @@ impl JobRun {
             }
         }
         outputs
-    }
-}
-
-/// The per-step environment files.
-struct FileCommands {
-    output: PathBuf,
-    env: PathBuf,
-    path: PathBuf,
-    state: PathBuf,
-    summary: PathBuf,
-}
-
-impl FileCommands {
-    fn all(&self) -> [&PathBuf; 5] {
-        [
-            &self.output,
-            &self.env,
-            &self.path,
-            &self.state,
-            &self.summary,
-        ]
     }
 }
 

@@ -14,5 +14,6 @@ pub mod mask;
 pub mod output;
 pub mod process;
 pub mod shell;
+mod step_files;
 
 pub use job::{Cancel, EventSink, JobOutcome, JobRequest, RunnerOptions, run_job};

@@ -26,6 +26,36 @@ async fn outputs_and_env_flow_from_step_to_step_and_to_job_outputs() {
 }
 
 #[tokio::test]
+async fn every_step_gets_empty_files_of_its_own_and_late_writes_to_old_ones_are_ignored() {
+    // Files of finished steps are recycled (renamed) for the next steps: each step must still
+    // see empty files under new names, and what a step wrote must never reach a later step.
+    let spec = job(vec![
+        run("echo \"$GITHUB_OUTPUT $GITHUB_ENV $GITHUB_PATH $GITHUB_STATE $GITHUB_STEP_SUMMARY\" \
+             > \"$RUNNER_TEMP/first\"\n\
+             echo a=1 >> \"$GITHUB_OUTPUT\"; echo A=1 >> \"$GITHUB_ENV\"; echo '# one' >> \"$GITHUB_STEP_SUMMARY\"")
+        .id("one"),
+        run("for f in \"$GITHUB_OUTPUT\" \"$GITHUB_ENV\" \"$GITHUB_PATH\" \"$GITHUB_STATE\" \"$GITHUB_STEP_SUMMARY\"; do\n\
+               test -f \"$f\" && test ! -s \"$f\" || { echo \"not empty: $f\"; exit 1; }\n\
+               case \" $(cat \"$RUNNER_TEMP/first\") \" in *\" $f \"*) echo \"reused name: $f\"; exit 1;; esac\n\
+             done\n\
+             echo \"$GITHUB_OUTPUT\" > \"$RUNNER_TEMP/second\"")
+        .id("two"),
+        // A late writer: appends to the previous step's output file by name.
+        run("echo late=1 >> \"$(cat \"$RUNNER_TEMP/second\")\"; echo \"A=$A\"").id("three"),
+        run("echo \"${{ steps.one.outputs.a }}-${{ steps.two.outputs.late }}-${{ steps.three.outputs.late }}\""),
+    ]);
+    let done = Setup::new(spec).run().await;
+    assert_eq!(
+        done.outcome.conclusion,
+        Success,
+        "{:?} {}",
+        done.annotations(),
+        done.log()
+    );
+    assert_eq!(done.log(), "A=1\n1--\n");
+}
+
+#[tokio::test]
 async fn a_failing_step_skips_the_rest_but_failure_and_always_steps_run() {
     let spec = job(vec![
         run("echo one; exit 3").id("bad"),
