@@ -48,6 +48,7 @@ impl Agent {
             client: client.clone(),
             config: config.clone(),
             shutdown: shutdown.clone(),
+            slots: Arc::default(),
         };
         let result = poll_loop(&ctx, &shutdown).await;
         if shutdown.is_draining() {

@@ -1,6 +1,14 @@
-//! One assignment from start to end: a fresh directory under the work dir, the commit checked
-//! out into it, the job run by the runner with the agent's sink, its log and events streamed,
-//! its result reported, and the directory removed.
+//! One assignment from start to end: an empty job slot under the work dir, the job run by the
+//! runner with the agent's sink, its log and events streamed, its result reported, and the
+//! slot emptied.
+//!
+//! A slot (`slot_<n>`: `workspace/`, `temp/`, `log`) is a directory reused by the jobs an
+//! agent runs one after the other, as GitHub's runner reuses its `_work` directory: between
+//! two jobs everything a job left in it is removed, except the empty files the runner recycles
+//! (its step files, [`StepFiles`], and the event file, which it overwrites). Creating and
+//! removing the same dozen directories and files for every job costs more than the job itself
+//! on filesystems that scan recently deleted inodes on each creation (ext4 without a journal).
+//! A slot that cannot be emptied is given up: removed, and the next job starts in a new one.
 
 use crate::client::Client;
 use crate::config::AgentConfig;
@@ -15,10 +23,10 @@ use gantry_protocol::{Annotation, AnnotationLevel, Conclusion, Event, EventKind,
 use gantry_runner::checkout::RepoSource;
 use gantry_runner::job::now_ms;
 use gantry_runner::mask::Masker;
-use gantry_runner::{EventSink, JobOutcome, JobRequest, RunnerOptions, run_job};
+use gantry_runner::{EventSink, JobOutcome, JobRequest, RunnerOptions, StepFiles, run_job};
 use indexmap::IndexMap;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +37,45 @@ pub struct JobContext {
     pub client: Client,
     pub config: Arc<AgentConfig>,
     pub shutdown: Shutdown,
+    pub slots: Arc<Slots>,
+}
+
+/// The agent's job slots that no job is using.
+#[derive(Debug, Default)]
+pub struct Slots {
+    free: Mutex<Vec<Slot>>,
+    next_index: Mutex<usize>,
+}
+
+/// One job slot: its number, the runner's recycled files in it, and whether it is known to be
+/// empty (emptied at the end of the previous job).
+#[derive(Debug)]
+struct Slot {
+    index: usize,
+    step_files: StepFiles,
+    emptied: bool,
+}
+
+impl Slots {
+    fn take(&self) -> Slot {
+        let free = self.free.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        free.unwrap_or_else(|| {
+            let mut next = self.next_index.lock().unwrap_or_else(|p| p.into_inner());
+            *next += 1;
+            Slot {
+                index: *next - 1,
+                step_files: StepFiles::default(),
+                emptied: false,
+            }
+        })
+    }
+
+    fn give_back(&self, slot: Slot) {
+        self.free
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(slot);
+    }
 }
 
 /// The directories of one job.
@@ -43,13 +90,14 @@ struct JobDirs {
 pub async fn run_assignment(ctx: JobContext, assignment: JobAssignment) -> Report {
     let job_id = assignment.job_id.clone();
     let lease_id = assignment.lease_id.clone();
-    let root = ctx.config.work_dir.join(dir_name(&job_id));
+    let mut slot = ctx.slots.take();
+    let root = ctx.config.work_dir.join(format!("slot_{}", slot.index));
     let dirs = JobDirs {
         workspace: root.join("workspace"),
         temp: root.join("temp"),
         root,
     };
-    let (spool, setup_error) = match prepare_dirs(&dirs).await {
+    let (spool, setup_error) = match prepare_dirs(&dirs, &mut slot).await {
         Ok(spool) => (spool, None),
         Err(error) => {
             let path = dirs.root.join("log");
@@ -102,7 +150,7 @@ pub async fn run_assignment(ctx: JobContext, assignment: JobAssignment) -> Repor
     let run = async {
         let outcome = match setup_error {
             Some(message) => setup_failure(&sink, &assignment, message),
-            None => execute(&ctx, &assignment, &dirs, &sink, &control).await,
+            None => execute(&ctx, &assignment, &dirs, &slot.step_files, &sink, &control).await,
         };
         control.end();
         outcome
@@ -167,25 +215,85 @@ pub async fn run_assignment(ctx: JobContext, assignment: JobAssignment) -> Repor
         Report::Gone => tracing::warn!(job = %job_id, "job dropped: its lease is gone"),
         Report::Refused(why) => tracing::error!(job = %job_id, "job not reported: {why}"),
     }
+    drop(spool);
     drop(sink);
-    if let Err(error) = tokio::fs::remove_dir_all(&dirs.root).await
-        && error.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(path = %dirs.root.display(), "could not remove the job's directory: {error}");
+    let mut keep = slot.step_files.kept();
+    keep.push(event_file(&dirs.temp));
+    let root = dirs.root.clone();
+    let emptied = tokio::task::spawn_blocking(move || {
+        empty_slot(&dirs, &keep).map_err(|error| {
+            tracing::warn!(path = %dirs.root.display(), "could not empty the job's directory: {error}");
+        })
+    })
+    .await;
+    slot.emptied = matches!(emptied, Ok(Ok(())));
+    if !slot.emptied {
+        // Given up: the next job in this slot starts from a new directory; a directory that
+        // cannot even be removed takes its slot out of use, and later jobs get new ones.
+        slot.step_files.forget();
+        match tokio::fs::remove_dir_all(&root).await {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                tracing::warn!(path = %root.display(), "could not remove the job's directory, not using it again: {error}");
+                return report;
+            }
+        }
     }
+    ctx.slots.give_back(slot);
     report
 }
 
-/// A fresh job directory (an old one of the same name is removed) and its log spool.
-async fn prepare_dirs(dirs: &JobDirs) -> std::io::Result<LogSpool> {
-    match tokio::fs::remove_dir_all(&dirs.root).await {
-        Ok(()) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => return Err(error),
+/// The slot's directories and its log spool: a slot emptied at the end of its previous job is
+/// used as it is; any other is removed and created anew.
+async fn prepare_dirs(dirs: &JobDirs, slot: &mut Slot) -> std::io::Result<LogSpool> {
+    if !std::mem::take(&mut slot.emptied) {
+        slot.step_files.forget();
+        match tokio::fs::remove_dir_all(&dirs.root).await {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
     }
     tokio::fs::create_dir_all(&dirs.workspace).await?;
     tokio::fs::create_dir_all(&dirs.temp).await?;
     LogSpool::create(&dirs.root.join("log"))
+}
+
+/// Where the runner writes the event payload (`GITHUB_EVENT_PATH`), which it overwrites.
+fn event_file(temp: &Path) -> PathBuf {
+    temp.join("_github_workflow").join("event.json")
+}
+
+/// Removes everything a job left in its slot but the files in `keep`; the log spool is
+/// emptied.
+fn empty_slot(dirs: &JobDirs, keep: &[PathBuf]) -> std::io::Result<()> {
+    empty_dir(&dirs.workspace, &[])?;
+    empty_dir(&dirs.temp, keep)?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dirs.root.join("log"))?
+        .set_len(0)
+}
+
+/// Removes what `dir` holds, except the regular files in `keep` and the directories on their
+/// way. Links are removed, never followed.
+fn empty_dir(dir: &Path, keep: &[PathBuf]) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let kind = entry.file_type()?;
+        if kind.is_dir() && keep.iter().any(|k| k.starts_with(&path)) {
+            empty_dir(&path, keep)?;
+        } else if kind.is_file() && keep.contains(&path) {
+            // Recycled by the runner.
+        } else if kind.is_dir() {
+            std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs the job in its (empty) workspace.
@@ -193,6 +301,7 @@ async fn execute(
     ctx: &JobContext,
     assignment: &JobAssignment,
     dirs: &JobDirs,
+    step_files: &StepFiles,
     sink: &Arc<JobSink>,
     control: &Arc<JobControl>,
 ) -> JobOutcome {
@@ -224,6 +333,7 @@ async fn execute(
             dir_name(&assignment.job_id),
             dir_name(&assignment.lease_id)
         ),
+        step_files: step_files.clone(),
         options: RunnerOptions {
             stop: ctx.config.stop,
             skip_unavailable_actions: false,

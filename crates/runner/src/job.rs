@@ -11,7 +11,7 @@ use crate::mask::Masker;
 use crate::output::OutputPump;
 use crate::process::{self, ProcessSpec, StopCause, StopPolicy};
 use crate::shell::Shell;
-use crate::step_files::{FileCommands, StepFilePool};
+use crate::step_files::{self, FileCommands, StepFiles};
 use gantry_expr::{Contexts, JobStatus, Template, Value};
 use gantry_protocol::{
     Annotation, AnnotationLevel, Conclusion, Event, EventKind, FailureReason, JobSpec, StepKind,
@@ -20,7 +20,7 @@ use gantry_protocol::{
 use indexmap::IndexMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -74,6 +74,9 @@ pub struct JobRequest {
     pub base_env: Vec<(String, String)>,
     /// Unique id of this job execution, for finding its leftover processes.
     pub tracking_id: String,
+    /// Step files kept from earlier jobs in the same `temp_dir` (an agent's job slot), and for
+    /// later ones: `StepFiles::default()` when the directory is new.
+    pub step_files: StepFiles,
     pub options: RunnerOptions,
 }
 
@@ -143,9 +146,8 @@ pub(crate) struct JobRun {
     base: Contexts,
     event_path: PathBuf,
     next_step_index: usize,
-    file_counter: AtomicU64,
     /// Script and file-command files of finished steps, recycled for the next ones.
-    step_files: StepFilePool,
+    step_files: StepFiles,
     /// The `steps` context of the job's own steps.
     steps_ctx: gantry_expr::Object,
 }
@@ -198,6 +200,7 @@ impl JobRun {
         let job_stop = cancel.cancel.child_token();
         let base = context::base_contexts(&req);
         let event_path = req.temp_dir.join("_github_workflow").join("event.json");
+        let step_files = req.step_files.clone();
         JobRun {
             req,
             sink,
@@ -211,8 +214,7 @@ impl JobRun {
             base,
             event_path,
             next_step_index: 0,
-            file_counter: AtomicU64::new(0),
-            step_files: StepFilePool::default(),
+            step_files,
             steps_ctx: gantry_expr::Object::new(),
         }
     }
@@ -316,8 +318,7 @@ impl JobRun {
                 .map_err(|e| format!("could not create {}: {e}", dir.display()))?;
         }
         let text = serde_json::to_vec_pretty(&event).map_err(|e| e.to_string())?;
-        tokio::fs::write(&self.event_path, text)
-            .await
+        step_files::overwrite(&self.event_path, &text)
             .map_err(|e| format!("could not write {}: {e}", self.event_path.display()))?;
 
         // Workflow env, then job env; each value sees the contexts known at job start.
@@ -679,7 +680,11 @@ impl JobRun {
             self.req
                 .temp_dir
                 .join(format!("{}{}", self.unique_name("step"), shell.extension()));
-        if let Err(e) = self.step_files.script(&script_path, script.as_bytes()) {
+        if let Err(e) = self
+            .step_files
+            .lock()
+            .script(&script_path, script.as_bytes())
+        {
             self.annotate(
                 Some(event_step),
                 AnnotationLevel::Error,
@@ -701,7 +706,7 @@ impl JobRun {
                 timeout,
             )
             .await;
-        self.step_files.give_back_script(&script_path);
+        self.step_files.lock().give_back_script(&script_path);
         result
     }
 
@@ -766,7 +771,7 @@ impl JobRun {
         let (program, args) = match shell.command(script_path, &path_var) {
             Ok(command) => command,
             Err(e) => {
-                self.step_files.give_back_commands(files);
+                self.step_files.lock().give_back_commands(files);
                 self.annotate(Some(event_step), AnnotationLevel::Error, &e.to_string());
                 return (Conclusion::Failure, IndexMap::new());
             }
@@ -881,15 +886,14 @@ impl JobRun {
     }
 
     pub(crate) fn unique_name(&self, prefix: &str) -> String {
-        let n = self.file_counter.fetch_add(1, Ordering::SeqCst);
-        format!("{prefix}_{}_{n}", std::process::id())
+        self.step_files.lock().unique_name(prefix)
     }
 
     /// Empty file-command files for a step.
     fn create_file_commands(&mut self) -> Result<FileCommands, String> {
         let dir = self.req.temp_dir.join("_runner_file_commands");
         let suffix = self.unique_name("cmd");
-        self.step_files.commands(&dir, &suffix).map_err(|e| {
+        self.step_files.lock().commands(&dir, &suffix).map_err(|e| {
             format!(
                 "could not create the file-command files in {}: {e}",
                 dir.display()
@@ -999,7 +1003,7 @@ impl JobRun {
             Ok(None) => {}
             Err(e) => self.annotate(Some(event_step), AnnotationLevel::Error, &e.to_string()),
         }
-        self.step_files.give_back_commands(files);
+        self.step_files.lock().give_back_commands(files);
         outputs
     }
 

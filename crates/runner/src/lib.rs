@@ -14,6 +14,7 @@ pub mod mask;
 pub mod output;
 pub mod process;
 pub mod shell;
-mod step_files;
+pub mod step_files;
 
 pub use job::{Cancel, EventSink, JobOutcome, JobRequest, RunnerOptions, run_job};
+pub use step_files::StepFiles;

@@ -14,6 +14,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// The per-step file-command files.
 pub(crate) struct FileCommands {
@@ -36,34 +37,89 @@ impl FileCommands {
     }
 }
 
-/// Files of finished steps, kept for the next step of the same job.
+/// A handle on the step files kept between steps, and between jobs when the caller passes the
+/// same handle to the jobs it runs one after the other in the same temporary directory (an
+/// agent's job slot). Clones share the files. [`StepFiles::kept`] lists them, so the caller can
+/// clean the temporary directory between jobs without removing them.
+#[derive(Clone, Default)]
+pub struct StepFiles(Arc<Mutex<StepFilePool>>);
+
+impl std::fmt::Debug for StepFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("StepFiles").field(&self.kept()).finish()
+    }
+}
+
+impl StepFiles {
+    /// The files kept for the next step.
+    pub fn kept(&self) -> Vec<PathBuf> {
+        let pool = self.lock();
+        pool.script
+            .iter()
+            .chain(pool.commands.iter().flatten())
+            .cloned()
+            .collect()
+    }
+
+    /// Forgets the kept files (they were removed, or their directory is given up).
+    pub fn forget(&self) {
+        let mut pool = self.lock();
+        pool.script = None;
+        pool.commands = None;
+    }
+
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, StepFilePool> {
+        // The pool holds paths only: a panic elsewhere cannot leave it inconsistent.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Files of finished steps, kept for the next step.
 #[derive(Default)]
 pub(crate) struct StepFilePool {
     script: Option<PathBuf>,
     commands: Option<Vec<PathBuf>>,
+    /// Makes every name handed out unique, also across the jobs sharing the pool.
+    counter: u64,
+}
+
+/// Writes `contents` to `path`, reusing the file there if it is a regular file: it is
+/// overwritten and then cut to length, never truncated to zero first (which frees its blocks
+/// and allocates them again), and never written through a link.
+pub(crate) fn overwrite(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let reused = OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+        .and_then(|mut file| {
+            file.write_all(contents)?;
+            file.set_len(contents.len() as u64)
+        });
+    match reused {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::write(path, contents),
+        Err(_) => {
+            let _ = fs::remove_file(path);
+            fs::write(path, contents)
+        }
+    }
 }
 
 impl StepFilePool {
+    /// A name no other file of this pool had: `<prefix>_<pid>_<n>`.
+    pub(crate) fn unique_name(&mut self, prefix: &str) -> String {
+        self.counter += 1;
+        format!("{prefix}_{}_{}", std::process::id(), self.counter)
+    }
+
     /// Writes a step's script to `path`, into a spare script file when there is one.
     pub(crate) fn script(&mut self, path: &Path, contents: &[u8]) -> io::Result<()> {
         if let Some(spare) = self.script.take()
             && fs::rename(&spare, path).is_ok()
         {
-            // Never follow a link the previous step may have put there. The old contents are
-            // overwritten and only then cut to length: truncating to zero first frees the
-            // file's blocks and allocates them again, which costs 30 times more.
-            let reused = OpenOptions::new()
-                .write(true)
-                .custom_flags(nix::libc::O_NOFOLLOW)
-                .open(path)
-                .and_then(|mut file| {
-                    file.write_all(contents)?;
-                    file.set_len(contents.len() as u64)
-                });
-            if reused.is_ok() {
-                return Ok(());
-            }
-            let _ = fs::remove_file(path);
+            return overwrite(path, contents);
         }
         fs::write(path, contents)
     }

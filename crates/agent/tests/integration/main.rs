@@ -267,3 +267,42 @@ pub fn process_gone(pid: &str) -> bool {
             .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
     }
 }
+
+/// What the job slots under `work` hold besides their empty directories, relative to `work`,
+/// sorted: after a job, only the runner's recycled files (empty, or the event file) and an empty
+/// log spool may be there.
+pub fn slot_leftovers(work: &Path) -> Vec<String> {
+    fn walk(dir: &Path, work: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let kind = entry.file_type().expect("file type");
+            if kind.is_dir() {
+                walk(&path, work, out);
+                continue;
+            }
+            let relative = path
+                .strip_prefix(work)
+                .expect("under work")
+                .to_string_lossy()
+                .into_owned();
+            let size = std::fs::symlink_metadata(&path)
+                .map(|m| m.len())
+                .unwrap_or(0);
+            let recycled = kind.is_file()
+                && (relative.contains("/temp/_runner_file_commands/")
+                    || (relative.contains("/temp/step_") && relative.ends_with(".sh"))
+                    || relative.ends_with("/temp/_github_workflow/event.json")
+                    || (relative.ends_with("/log") && size == 0));
+            if !recycled {
+                out.push(format!("{relative} ({size} bytes)"));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(work, work, &mut out);
+    out.sort();
+    out
+}

@@ -1,10 +1,10 @@
 //! A job from assignment to finish: every log byte in order, events by seq with step offsets,
-//! outputs, secrets masked, the workspace removed, the credential kept.
+//! outputs, secrets masked, the workspace emptied, the credential kept.
 
 use crate::fake_server::{FakeServer, Script};
 use crate::{
-    SECRET, assignment, checkout_step, repo, run, start_agent, start_agent_in, step_logs,
-    wait_finished,
+    SECRET, assignment, checkout_step, repo, run, slot_leftovers, start_agent, start_agent_in,
+    step_logs, wait_finished,
 };
 use gantry_protocol::agent::JobEventKind;
 use gantry_protocol::{AnnotationLevel, Conclusion};
@@ -164,14 +164,15 @@ async fn a_job_is_run_and_reported_completely() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 
-    // The job's directory is removed once the job is reported.
+    // The job's slot is emptied once the job is reported.
     let work = agent.work_dir();
     server
         .wait_for("the agent to poll again", Duration::from_secs(5), |s| {
             s.calls.iter().filter(|c| c.kind == "poll_start").count() >= 2
         })
         .await;
-    assert!(!work.join("job_1").exists());
+    assert!(work.join("slot_0/workspace").is_dir());
+    assert_eq!(slot_leftovers(&work), Vec::<String>::new());
 
     // Restarted without a token, the agent reuses its credential.
     agent.shutdown.drain();
@@ -194,6 +195,80 @@ async fn a_job_is_run_and_reported_completely() {
             .iter()
             .all(|c| c.status == 200 || c.status == 204)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_slot_gives_the_next_job_nothing_of_the_previous_one() {
+    let server = FakeServer::start(Script {
+        poll_hold: Duration::from_millis(200),
+        ..Script::default()
+    })
+    .await;
+    let repo = repo();
+    let outside = tempfile::tempdir().expect("temp dir");
+    let kept = outside.path().join("precious");
+    std::fs::write(&kept, "keep me").expect("write");
+    // The first job leaves files, a read-only tree, links to outside and file-command content.
+    server.enqueue(assignment(
+        "job_first",
+        &repo,
+        vec![
+            run(
+                "Litter",
+                &format!(
+                    "mkdir -p build/deep && echo x > build/deep/file && chmod -R a-w build\n\
+                     ln -s {kept} link-in-workspace\n\
+                     mkdir -p \"$RUNNER_TEMP/cache\" && echo y > \"$RUNNER_TEMP/cache/item\"\n\
+                     ln -s {kept} \"$RUNNER_TEMP/link-in-temp\"\n\
+                     echo LEAK=1 >> \"$GITHUB_ENV\"; echo '# one' >> \"$GITHUB_STEP_SUMMARY\"\n\
+                     rm -f \"$GITHUB_PATH\" && ln -s {kept} \"$GITHUB_PATH\"",
+                    kept = kept.display()
+                ),
+            ),
+            run("Background", "(sleep 30 >/dev/null 2>&1 &); echo started"),
+        ],
+    ));
+    let agent = start_agent(&server.url(), |c| c.concurrency = 1);
+    wait_finished(&server, "job_first", Duration::from_secs(15)).await;
+    assert_eq!(
+        server.job("job_first").finishes[0].conclusion,
+        Conclusion::Success
+    );
+    server.enqueue(assignment(
+        "job_second",
+        &repo,
+        vec![run(
+            "Look",
+            "test -z \"$(ls -A)\" && echo 'empty workspace'\n\
+             find \"$RUNNER_TEMP\" -mindepth 1 ! -type d ! -name 'step_*.sh' ! -name '*_cmd_*' \
+               ! -name event.json -printf 'temp holds %P\\n'\n\
+             for f in \"$GITHUB_ENV\" \"$GITHUB_PATH\" \"$GITHUB_STEP_SUMMARY\"; do test -f \"$f\" -a ! -L \"$f\" -a ! -s \"$f\" || echo \"not fresh: $f\"; done\n\
+             echo \"LEAK=${LEAK:-unset}\"\n\
+             grep -q '\"event_name\"\\|\"ref\"' \"$GITHUB_EVENT_PATH\" && echo 'event file written'",
+        )],
+    ));
+    wait_finished(&server, "job_second", Duration::from_secs(15)).await;
+    let record = server.job("job_second");
+    assert_eq!(record.finishes[0].conclusion, Conclusion::Success);
+    let log = String::from_utf8_lossy(&record.log).into_owned();
+    assert_eq!(
+        log, "empty workspace\nLEAK=unset\nevent file written\n",
+        "the second job saw what the first left"
+    );
+    assert_eq!(std::fs::read_to_string(&kept).expect("read"), "keep me");
+    server
+        .wait_for("the agent to poll again", Duration::from_secs(5), |s| {
+            s.calls.iter().filter(|c| c.kind == "poll_start").count() >= 3
+        })
+        .await;
+    assert_eq!(slot_leftovers(&agent.work_dir()), Vec::<String>::new());
+    assert!(
+        !agent.work_dir().join("slot_1").exists(),
+        "one slot served both jobs"
+    );
+    agent.shutdown.drain();
+    let (result, _) = agent.join(Duration::from_secs(5)).await;
+    result.expect("drained cleanly");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

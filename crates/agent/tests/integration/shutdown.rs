@@ -2,7 +2,10 @@
 //! forced stop.
 
 use crate::fake_server::{FakeServer, Script};
-use crate::{assignment, process_gone, repo, run, start_agent, wait_finished, wait_step_started};
+use crate::{
+    assignment, process_gone, repo, run, slot_leftovers, start_agent, wait_finished,
+    wait_step_started,
+};
 use gantry_protocol::{Conclusion, FailureReason};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -98,7 +101,10 @@ async fn a_lease_gone_on_heartbeat_stops_the_job_without_finishing_it() {
     server.enqueue(assignment(
         "job_gone",
         &repo,
-        vec![run("Sleep", &sleeper(&pid_file))],
+        vec![
+            run("Mark", "touch marker"),
+            run("Sleep", &sleeper(&pid_file)),
+        ],
     ));
     let agent = start_agent(&server.url(), |_| {});
     wait_step_started(&server, "job_gone").await;
@@ -106,10 +112,14 @@ async fn a_lease_gone_on_heartbeat_stops_the_job_without_finishing_it() {
 
     server.update_job("job_gone", |j| j.heartbeat_gone = true);
     wait_gone(&pid).await;
-    let job_dir = agent.work_dir().join("job_gone");
+    let work = agent.work_dir();
     let deadline = Instant::now() + Duration::from_secs(5);
-    while job_dir.exists() {
-        assert!(Instant::now() < deadline, "the job's directory stays");
+    while work.join("slot_0/workspace/marker").exists() || !slot_leftovers(&work).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the job's slot is not emptied: {:?}",
+            slot_leftovers(&work)
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Draining returns at once: no job is left running.

@@ -733,6 +733,7 @@ impl LegTask {
                 options.run_number,
                 self.spec.key
             ),
+            step_files: gantry_runner::StepFiles::default(),
             options: RunnerOptions {
                 stop: StopPolicy {
                     interrupt_grace: options.interrupt_grace,

@@ -186,6 +186,7 @@ impl Setup {
                 .filter(|(k, _)| k == "PATH" || k == "HOME" || k == "LANG")
                 .collect(),
             tracking_id: format!("test-{}-{}", std::process::id(), rand_suffix()),
+            step_files: gantry_runner::StepFiles::default(),
             options: self.options.clone(),
         }
     }
