@@ -24,6 +24,8 @@ pub struct AppState {
     /// When this process opened the store (milliseconds since the epoch): leases that ran out
     /// while the server was down are not held against agents before one lease has passed.
     pub started_ms: i64,
+    /// Run graphs between two scheduler steps.
+    pub graphs: crate::run_state::GraphCache,
 }
 
 /// Wake-ups between handlers and background tasks, so work starts at once instead of at the
@@ -97,6 +99,7 @@ impl AppState {
                 shutdown: CancellationToken::new(),
                 http,
                 started_ms: now_ms(),
+                graphs: Default::default(),
             }),
             origin,
         ))

@@ -7,7 +7,7 @@
 //! cancel, and notes for jobs that ended without running (skipped, failed to start).
 
 use crate::config::ServerConfig;
-use crate::store::{JobStatus, NewJob, Run};
+use crate::store::{JobStatus, NewJob, Run, RunId};
 use gantry_expr::{Contexts, Template, Value};
 use gantry_protocol::{Conclusion, JobSpec};
 use gantry_workflow::model::Workflow;
@@ -61,6 +61,35 @@ pub struct LoadedRun {
     pub doc: GraphDoc,
     pub workflows: Vec<Workflow>,
     pub context: RunContext,
+}
+
+/// The graphs of active runs as the scheduler left them, so the next step of a run does not
+/// re-plan and replay it from the store: each is valid for one `graph_version` only, and one
+/// taken out is the taker's (a step that fails simply does not put it back).
+#[derive(Default)]
+pub struct GraphCache(std::sync::Mutex<std::collections::HashMap<RunId, (i64, LoadedRun)>>);
+
+/// More active runs than this and the cache starts again: it only saves work.
+const GRAPH_CACHE_RUNS: usize = 512;
+
+impl GraphCache {
+    /// The run's graph at `version`, if it is here.
+    pub fn take(&self, run_id: &RunId, version: i64) -> Option<LoadedRun> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match map.remove(run_id) {
+            Some((cached, loaded)) if cached == version => Some(loaded),
+            _ => None,
+        }
+    }
+
+    /// Keeps the run's graph as it is at `version`.
+    pub fn put(&self, run_id: &RunId, version: i64, loaded: LoadedRun) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= GRAPH_CACHE_RUNS {
+            map.clear();
+        }
+        map.insert(run_id.clone(), (version, loaded));
+    }
 }
 
 /// Rebuilds a run's graph: plan again with the stored context and sources, then replay the

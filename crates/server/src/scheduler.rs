@@ -8,7 +8,7 @@ use crate::app::{AppState, now_ms};
 use crate::ingest::final_status;
 use crate::run_state::{self, JobNote};
 use crate::store::{
-    CancelTarget, Job, JobStatus, Run, RunGraphUpdate, RunId, RunStatus, StoreError,
+    CancelTarget, Job, JobProgress, JobStatus, Run, RunGraphUpdate, RunId, RunStatus, StoreError,
 };
 use gantry_protocol::FailureReason;
 use gantry_workflow::plan::{GraphInput, JobKey};
@@ -107,31 +107,35 @@ pub async fn round(state: &AppState) -> Result<(), StoreError> {
 pub async fn advance_run(state: &AppState, run_id: &RunId) -> Result<(), StoreError> {
     for _ in 0..5 {
         let run = state.db.get_run(run_id).await?;
-        let jobs = state.db.list_jobs(run_id).await?;
-        let mut unapplied: Vec<&Job> = jobs
+        let jobs = state.db.list_job_progress(run_id).await?;
+        let mut unapplied: Vec<&JobProgress> = jobs
             .iter()
             .filter(|j| j.status == JobStatus::Completed && !j.graph_applied)
             .collect();
         unapplied.sort_by_key(|j| (j.finished_ms, j.id.as_str().to_owned()));
-        let loaded = match run_state::load(&run) {
+        let cached = state.graphs.take(run_id, run.graph_version);
+        let loaded = match cached.map(Ok).unwrap_or_else(|| run_state::load(&run)) {
             Ok(loaded) => loaded,
             Err(message) => {
                 tracing::error!(run = %run.id, %message, "cannot rebuild the run graph");
                 return fail_broken_run(state, &run, &jobs, message).await;
             }
         };
-        let mut graph = loaded.graph;
-        let mut doc = loaded.doc;
-        let already_cancelled = doc.journal.contains(&GraphInput::CancelRun);
-        if run.status == RunStatus::Completed && unapplied.is_empty() {
+        let already_cancelled = loaded.doc.journal.contains(&GraphInput::CancelRun);
+        let nothing_to_do = unapplied.is_empty()
+            && (run.status == RunStatus::Completed || !run.cancel_requested || already_cancelled);
+        if nothing_to_do {
+            if run.status != RunStatus::Completed {
+                state.graphs.put(run_id, run.graph_version, loaded);
+            }
             return Ok(());
         }
-        if !run.cancel_requested && unapplied.is_empty() {
-            return Ok(());
-        }
-        if run.cancel_requested && already_cancelled && unapplied.is_empty() {
-            return Ok(());
-        }
+        let run_state::LoadedRun {
+            mut graph,
+            mut doc,
+            workflows,
+            context,
+        } = loaded;
 
         let mut actions = Vec::new();
         if run.cancel_requested && !already_cancelled {
@@ -152,7 +156,7 @@ pub async fn advance_run(state: &AppState, run_id: &RunId) -> Result<(), StoreEr
             doc.journal.push(input);
             actions.extend(graph.next_actions());
         }
-        let effects = run_state::effects(actions, &state.config, &loaded.workflows);
+        let effects = run_state::effects(actions, &state.config, &workflows);
         doc.notes.extend(effects.notes);
         let cancel_jobs = effects
             .cancel
@@ -194,6 +198,15 @@ pub async fn advance_run(state: &AppState, run_id: &RunId) -> Result<(), StoreEr
         };
         match state.db.update_run_graph(run_id, &update, now_ms()).await {
             Ok(updated) => {
+                if !finished {
+                    let loaded = run_state::LoadedRun {
+                        graph,
+                        doc,
+                        workflows,
+                        context,
+                    };
+                    state.graphs.put(run_id, run.graph_version + 1, loaded);
+                }
                 if !updated.new_jobs.is_empty() {
                     state.wake.jobs.notify_waiters();
                 }
@@ -221,7 +234,7 @@ pub async fn advance_run(state: &AppState, run_id: &RunId) -> Result<(), StoreEr
 async fn fail_broken_run(
     state: &AppState,
     run: &Run,
-    jobs: &[Job],
+    jobs: &[JobProgress],
     message: String,
 ) -> Result<(), StoreError> {
     let doc = run_state::GraphDoc {
@@ -289,7 +302,7 @@ async fn release_groups(state: &AppState) -> Result<(), StoreError> {
                 state.wake.scheduler.notify_one();
             }
         }
-        let jobs = state.db.list_jobs(&first.id).await?;
+        let jobs = state.db.list_job_progress(&first.id).await?;
         let waiting: Vec<_> = jobs
             .iter()
             .filter(|j| j.status == JobStatus::Waiting)

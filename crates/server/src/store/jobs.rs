@@ -229,6 +229,43 @@ pub struct EventsAppended {
     pub cancel_requested: bool,
 }
 
+/// Where a job stands, for the scheduler: a [`Job`] without its spec, labels and log figures
+/// (a spec holds the whole event payload; a run's graph step reads all its jobs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobProgress {
+    pub id: JobId,
+    pub key: String,
+    pub leg: u32,
+    pub attempt: u32,
+    pub status: JobStatus,
+    pub conclusion: Option<Conclusion>,
+    pub outputs: Option<IndexMap<String, String>>,
+    pub started_ms: Option<i64>,
+    pub finished_ms: Option<i64>,
+    pub graph_applied: bool,
+}
+
+const PROGRESS_COLUMNS: &str =
+    "id, key, leg, attempt, status, conclusion, outputs, started_ms, finished_ms, graph_applied";
+
+fn decode_progress(row: &AnyRow) -> Result<JobProgress, StoreError> {
+    Ok(JobProgress {
+        id: JobId::from(row.text("id")?),
+        key: row.text("key")?,
+        leg: small(row, "leg")?,
+        attempt: small(row, "attempt")?,
+        status: JobStatus::parse(&row.text("status")?)?,
+        conclusion: row.opt_conclusion("conclusion")?,
+        outputs: row
+            .opt_text("outputs")?
+            .map(|text| from_json("job outputs", &text))
+            .transpose()?,
+        started_ms: row.opt_int("started_ms")?,
+        finished_ms: row.opt_int("finished_ms")?,
+        graph_applied: row.flag("graph_applied")?,
+    })
+}
+
 /// The queue position of a job queued now: after every job queued before.
 pub(crate) const NEXT_QUEUE_SEQ: &str = "(SELECT COALESCE(MAX(queue_seq), 0) + 1 FROM jobs)";
 
@@ -540,6 +577,21 @@ impl Db {
                 .fetch_all(&mut *conn)
                 .await?;
             rows.iter().map(decode).collect()
+        })
+    }
+
+    /// Where each job of a run stands (every attempt), in [`Db::list_jobs`]'s order.
+    pub async fn list_job_progress(&self, run_id: &RunId) -> Result<Vec<JobProgress>, StoreError> {
+        read_conn!(self, "list_job_progress", |conn| {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "SELECT {PROGRESS_COLUMNS} FROM jobs WHERE run_id = $1 \
+                 ORDER BY created_ms, key, leg, attempt"
+            ));
+            let rows = sqlx::query(sql)
+                .bind(run_id.as_str())
+                .fetch_all(&mut *conn)
+                .await?;
+            rows.iter().map(decode_progress).collect()
         })
     }
 

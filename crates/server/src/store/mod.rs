@@ -186,7 +186,7 @@ pub use ids::{
 };
 pub use jobs::{
     CancelOutcome, CancelTarget, ClaimedJob, EventsAppended, ExpiredJob, FinishOutcome, Job,
-    JobFinish, JobSource, JobStatus, LeaseState, NewJob, QueuedJob,
+    JobFinish, JobProgress, JobSource, JobStatus, LeaseState, NewJob, QueuedJob,
 };
 pub use logs::{LogAppended, LogState, TRUNCATION_MARKER};
 pub use outbox::{NewStatus, OutboxStatus};
@@ -328,6 +328,7 @@ impl Db {
                         let busy = format!("PRAGMA busy_timeout = {busy_ms}");
                         conn.execute(AssertSqlSafe(busy)).await?;
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA mmap_size = 268435456").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                     }
                     Ok(())

@@ -113,7 +113,45 @@ async fn a_run_graph_step_is_stored_whole_or_not_at_all(fx: Fixture) {
         matches!(refused, Err(StoreError::Conflict(_))),
         "{refused:?}"
     );
-    assert_eq!(db.list_jobs(&run.id).await.expect("jobs").len(), 3);
+    let jobs_now = db.list_jobs(&run.id).await.expect("jobs");
+    assert_eq!(jobs_now.len(), 3);
+    // The scheduler's light listing says the same of each job, in the same order.
+    let progress = db.list_job_progress(&run.id).await.expect("progress");
+    let expected: Vec<_> = jobs_now
+        .iter()
+        .map(|j| {
+            (
+                j.id.clone(),
+                j.key.clone(),
+                j.leg,
+                j.attempt,
+                j.status,
+                j.conclusion,
+                j.outputs.clone(),
+                j.started_ms,
+                j.finished_ms,
+                j.graph_applied,
+            )
+        })
+        .collect();
+    let got: Vec<_> = progress
+        .iter()
+        .map(|p| {
+            (
+                p.id.clone(),
+                p.key.clone(),
+                p.leg,
+                p.attempt,
+                p.status,
+                p.conclusion,
+                p.outputs.clone(),
+                p.started_ms,
+                p.finished_ms,
+                p.graph_applied,
+            )
+        })
+        .collect();
+    assert_eq!(got, expected);
     assert_eq!(db.list_statuses(&run.id).await.expect("statuses").len(), 1);
 
     // A step that names another run's job fails as a whole.
