@@ -158,18 +158,12 @@ async fn poll(
 ) -> Result<Response, ApiError> {
     let running = body.map(|b| b.running).unwrap_or(0);
     let deadline = tokio::time::Instant::now() + state.config.poll_hold;
-    let _ = state
-        .db
-        .touch_agent(
-            &agent.id,
-            if running > 0 {
-                AgentStatus::Busy
-            } else {
-                AgentStatus::Idle
-            },
-            now_ms(),
-        )
-        .await;
+    // The first claim also records that the agent was seen, and whether it is busy.
+    let mut touch = Some(if running > 0 {
+        AgentStatus::Busy
+    } else {
+        AgentStatus::Idle
+    });
     loop {
         let woken = state.wake.jobs.notified();
         tokio::pin!(woken);
@@ -177,7 +171,7 @@ async fn poll(
         let lease_ms = i64::try_from(state.config.lease.as_millis()).unwrap_or(30_000);
         if let Some(claimed) = state
             .db
-            .claim_job(&agent.id, &agent.labels, lease_ms, now_ms())
+            .poll_claim(&agent.id, &agent.labels, touch.take(), lease_ms, now_ms())
             .await
             .map_err(store_error)?
         {

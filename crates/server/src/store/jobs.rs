@@ -634,7 +634,25 @@ impl Db {
         lease_ms: i64,
         now_ms: i64,
     ) -> Result<Option<ClaimedJob>, StoreError> {
-        const PAGE: i64 = 200;
+        self.poll_claim(agent_id, agent_labels, None, lease_ms, now_ms)
+            .await
+    }
+
+    /// [`Db::claim_job`] for an agent's poll: in the same transaction, the agent's status
+    /// becomes `status` (when given) and `last_seen_ms` becomes `now`, also when nothing fits
+    /// (what [`Db::touch_agent`] does, without a transaction of its own).
+    pub async fn poll_claim(
+        &self,
+        agent_id: &AgentId,
+        agent_labels: &[String],
+        status: Option<super::AgentStatus>,
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> Result<Option<ClaimedJob>, StoreError> {
+        // Most claims take one of the first queued jobs: a small first page, then larger ones
+        // when the head of the queue is for other labels or blocked groups.
+        const FIRST_PAGE: i64 = 8;
+        const PAGE: i64 = 256;
         let backend = self.backend();
         let offered: HashSet<String> = agent_labels.iter().map(|l| l.to_lowercase()).collect();
         write_tx!(self, "claim_job", |conn| {
@@ -648,6 +666,14 @@ impl Db {
                 Some(0) => {}
                 Some(_) => return Err(StoreError::Gone(format!("agent {agent_id} is revoked"))),
             }
+            if let Some(status) = status {
+                sqlx::query("UPDATE agents SET last_seen_ms = $2, status = $3 WHERE id = $1")
+                    .bind(agent_id.as_str())
+                    .bind(now_ms)
+                    .bind(status.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+            }
             let mut blocked: HashSet<String> = sqlx::query_scalar(
                 "SELECT DISTINCT concurrency_group FROM jobs \
                  WHERE status = 'running' AND concurrency_group IS NOT NULL",
@@ -657,6 +683,7 @@ impl Db {
             .into_iter()
             .collect();
             let mut after = (i64::MIN, String::new());
+            let mut page = FIRST_PAGE;
             loop {
                 let candidates = sqlx::query(
                     "SELECT id, labels, concurrency_group, queue_seq FROM jobs \
@@ -665,12 +692,13 @@ impl Db {
                 )
                 .bind(after.0)
                 .bind(after.1.as_str())
-                .bind(PAGE)
+                .bind(page)
                 .fetch_all(&mut *conn)
                 .await?;
                 if candidates.is_empty() {
                     return Ok(None);
                 }
+                page = (page * 4).min(PAGE);
                 for candidate in &candidates {
                     let id = JobId::from(candidate.text("id")?);
                     after = (candidate.int("queue_seq")?, id.as_str().to_owned());

@@ -91,6 +91,24 @@ async fn an_agent_registers_with_a_valid_token_and_is_found_by_its_credential(fx
         (1, "0.2.0")
     );
 
+    // A poll's claim records the agent as seen, also when nothing is queued for it.
+    let claimed = db
+        .poll_claim(
+            &agent.id,
+            &updated.labels,
+            Some(AgentStatus::Idle),
+            30_000,
+            NOW + 15,
+        )
+        .await
+        .expect("poll");
+    assert!(claimed.is_none());
+    let polled = db.get_agent(&agent.id).await.expect("get");
+    assert_eq!(
+        (polled.status, polled.last_seen_ms),
+        (AgentStatus::Idle, NOW + 15)
+    );
+
     // A revoked agent's credential stops working at once.
     db.revoke_agent(&agent.id, NOW + 20).await.expect("revoke");
     assert!(
