@@ -16,6 +16,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long a woken scheduler lets more wake-ups gather before its round: under load, jobs
+/// finish and are claimed hundreds of times a second, and one round takes them all in.
+const GATHER: Duration = Duration::from_millis(2);
+
 /// Runs forever: a round when woken, and every second.
 pub async fn run_scheduler(state: Arc<AppState>) {
     loop {
@@ -24,7 +28,7 @@ pub async fn run_scheduler(state: Arc<AppState>) {
             tracing::warn!(error = %e, "scheduler round failed; retrying");
         }
         tokio::select! {
-            _ = woken => {}
+            _ = woken => tokio::time::sleep(GATHER).await,
             _ = tokio::time::sleep(Duration::from_millis(1000)) => {}
             _ = state.shutdown.cancelled() => return,
         }
