@@ -210,6 +210,9 @@ pub fn kill_tracked_processes(tracking_id: &str) -> usize {
         return 0;
     };
     let mut killed = 0;
+    // One buffer and one read per process: this runs after every job, over every process of
+    // the machine. An environment larger than the buffer is read on in further reads.
+    let mut environ = Vec::with_capacity(64 * 1024);
     for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -221,9 +224,12 @@ pub fn kill_tracked_processes(tracking_id: &str) -> usize {
         if pid == own_pid {
             continue;
         }
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+        environ.clear();
+        let read = std::fs::File::open(format!("/proc/{pid}/environ"))
+            .and_then(|mut file| std::io::Read::read_to_end(&mut file, &mut environ));
+        if read.is_err() {
             continue;
-        };
+        }
         let tracked = environ
             .split(|b| *b == 0)
             .any(|var| var == needle.as_bytes());
