@@ -8,27 +8,82 @@ use crate::error::ApiError;
 use crate::forge::{self, Forge, read_delivery, repository_name, verify_signature};
 use crate::secret::repository_field_aad;
 use crate::store::{DeliveryInsert, NewDelivery};
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
+use futures::StreamExt;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub fn routes(body_limit: usize) -> Router<Arc<AppState>> {
     Router::new()
         .route("/hooks/github", post(github_hook))
         .route("/hooks/gitea", post(gitea_hook))
         .route("/hooks/gitlab", post(gitlab_hook))
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::Extension(BodyLimit(body_limit)))
+}
+
+/// The largest delivery accepted, in bytes.
+#[derive(Clone, Copy)]
+struct BodyLimit(usize);
+
+/// How much of an oversized delivery is still read (and dropped) before the 413 goes out, and
+/// for how long: a server that answers and closes while the sender is still writing resets the
+/// connection, and the sender sees a broken connection instead of the 413 that says why.
+const DRAIN_BYTES: usize = 128 * 1024 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(10);
+
+/// The request body, up to `limit` bytes; a larger one is read to its end (within the drain
+/// bounds) and refused with 413.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    let deadline = tokio::time::Instant::now() + DRAIN_TIME;
+    loop {
+        let next = tokio::time::timeout_at(deadline, stream.next()).await;
+        let chunk = match next {
+            Ok(Some(Ok(chunk))) => chunk,
+            Ok(Some(Err(e))) => {
+                return Err(ApiError::BadRequest(format!(
+                    "the request body could not be read: {e}"
+                )));
+            }
+            Ok(None) => break,
+            // Too slow to drain: answer now.
+            Err(_) if total > limit => break,
+            Err(_) => {
+                return Err(ApiError::BadRequest(
+                    "the request body did not arrive in time".into(),
+                ));
+            }
+        };
+        total = total.saturating_add(chunk.len());
+        if total <= limit {
+            kept.extend_from_slice(&chunk);
+        } else {
+            kept = Vec::new();
+            if total > DRAIN_BYTES {
+                break;
+            }
+        }
+    }
+    if total > limit {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    Ok(Bytes::from(kept))
 }
 
 async fn github_hook(
     State(state): State<Arc<AppState>>,
+    axum::Extension(BodyLimit(limit)): axum::Extension<BodyLimit>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
+    let body = read_body(body, limit).await?;
     // Gitea and Forgejo post GitHub-shaped deliveries here too; their headers tell.
     let forge = if headers.contains_key("X-Gitea-Event") || headers.contains_key("X-Forgejo-Event")
     {
@@ -41,17 +96,21 @@ async fn github_hook(
 
 async fn gitea_hook(
     State(state): State<Arc<AppState>>,
+    axum::Extension(BodyLimit(limit)): axum::Extension<BodyLimit>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
+    let body = read_body(body, limit).await?;
     receive(&state, Forge::Gitea, &headers, &body).await
 }
 
 async fn gitlab_hook(
     State(state): State<Arc<AppState>>,
+    axum::Extension(BodyLimit(limit)): axum::Extension<BodyLimit>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
+    let body = read_body(body, limit).await?;
     receive(&state, Forge::GitLab, &headers, &body).await
 }
 
@@ -127,4 +186,37 @@ async fn receive(
             "duplicate": duplicate,
         })),
     ))
+}
+
+#[cfg(test)]
+mod body_tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn chunked(chunks: usize, size: usize, sent: Arc<AtomicUsize>) -> Body {
+        let stream = futures::stream::iter((0..chunks).map(move |_| {
+            sent.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; size]))
+        }));
+        Body::from_stream(stream)
+    }
+
+    #[tokio::test]
+    async fn a_body_within_the_limit_is_kept_whole() {
+        let sent = Arc::new(AtomicUsize::new(0));
+        let body = read_body(chunked(4, 1000, sent), 4000).await.expect("kept");
+        assert_eq!(body.len(), 4000);
+    }
+
+    #[tokio::test]
+    async fn an_oversized_body_is_read_to_its_end_before_the_413() {
+        let sent = Arc::new(AtomicUsize::new(0));
+        let refused = read_body(chunked(40, 1000, sent.clone()), 4000).await;
+        assert!(
+            matches!(refused, Err(ApiError::PayloadTooLarge { limit: 4000 })),
+            "{refused:?}"
+        );
+        // Every chunk was taken from the sender, so the answer reaches it.
+        assert_eq!(sent.load(Ordering::SeqCst), 40);
+    }
 }
