@@ -59,7 +59,9 @@ pub struct AgentArgs {
     /// (~/.local/state/gantry/agent).
     #[arg(long, env = "GANTRY_AGENT_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
-    /// Where jobs run (one directory per job, removed after it). Default: <state-dir>/work.
+    /// Where jobs run: one directory per job slot (`slot_<n>`), emptied after each job; one
+    /// work directory per agent (an agent empties what it finds there when it starts).
+    /// Default: <state-dir>/work.
     #[arg(long, env = "GANTRY_AGENT_WORK_DIR", value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
     /// Seconds a cancelled job may go on (`always()` steps) before it is stopped at once.
