@@ -22,7 +22,7 @@ pub struct AgentConfig {
     pub concurrency: usize,
     /// Where the credential file lives (`credential.json`, mode 0600), kept across restarts.
     pub state_dir: PathBuf,
-    /// Where jobs run: one fresh directory per job, removed when the job is reported.
+    /// Where jobs run: one directory per job slot (`slot_<n>`), emptied when its job is reported.
     pub work_dir: PathBuf,
     /// Heartbeat interval when an assignment does not give one.
     pub heartbeat_interval: Duration,
