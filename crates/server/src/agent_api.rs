@@ -73,6 +73,18 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// Refuses a job write from an agent other than the one the lease was issued to: a stolen
+/// lease is useless with another agent's credential (403, whether or not the lease is current).
+fn lease_holder(agent: &Agent, job_id: &JobId, lease: &LeaseId) -> Result<(), ApiError> {
+    match lease.issued_to() {
+        Some(holder) if holder != agent.id.as_str() => Err(ApiError::Forbidden(format!(
+            "job {job_id} is not leased to agent {}",
+            agent.id
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Store errors as HTTP answers.
 pub fn store_error(e: StoreError) -> ApiError {
     match e {
@@ -277,6 +289,7 @@ async fn heartbeat(
 ) -> Result<Json<HeartbeatResponse>, ApiError> {
     let job_id = JobId::from(id);
     let lease = LeaseId::from(body.lease_id);
+    lease_holder(&agent, &job_id, &lease)?;
     let lease_ms = i64::try_from(state.config.lease.as_millis()).unwrap_or(30_000);
     let status = if body.draining {
         AgentStatus::Draining
@@ -317,13 +330,14 @@ async fn heartbeat(
 
 async fn append_logs(
     State(state): State<Arc<AppState>>,
-    AuthAgent(_agent): AuthAgent,
+    AuthAgent(agent): AuthAgent,
     Path(id): Path<String>,
     Query(query): Query<LogAppendQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let job_id = JobId::from(id);
     let lease = LeaseId::from(query.lease);
+    lease_holder(&agent, &job_id, &lease)?;
     match state
         .db
         .append_log_chunk(&job_id, &lease, query.offset, &body)
@@ -355,12 +369,13 @@ async fn append_logs(
 
 async fn append_events(
     State(state): State<Arc<AppState>>,
-    AuthAgent(_agent): AuthAgent,
+    AuthAgent(agent): AuthAgent,
     Path(id): Path<String>,
     Json(body): Json<JobEventsRequest>,
 ) -> Result<Json<EventsResponse>, ApiError> {
     let job_id = JobId::from(id);
     let lease = LeaseId::from(body.lease_id.clone());
+    lease_holder(&agent, &job_id, &lease)?;
     let mut events = Vec::with_capacity(body.events.len());
     for sequenced in &body.events {
         let text = serde_json::to_string(&sequenced.event)
@@ -431,6 +446,7 @@ async fn finish(
 ) -> Result<Response, ApiError> {
     let job_id = JobId::from(id);
     let lease = LeaseId::from(body.lease_id.clone());
+    lease_holder(&agent, &job_id, &lease)?;
     let mut reason = body.reason.clone();
     if body.agent_stop && reason.is_none() {
         reason = Some(gantry_protocol::FailureReason::Cancelled);

@@ -114,9 +114,34 @@ id_type!(
     "sts_"
 );
 
+impl LeaseId {
+    /// A fresh lease for a job claimed by `agent`: `lse_<random>.<agent id>`. The agent it was
+    /// issued to is part of it, so a write under it can be checked against the caller without
+    /// reading the job.
+    pub fn for_agent(agent: &AgentId) -> LeaseId {
+        LeaseId(format!("lse_{}.{}", random_hex(), agent.as_str()))
+    }
+
+    /// The agent this lease was issued to (`None` for leases from before agents were named in
+    /// them).
+    pub fn issued_to(&self) -> Option<&str> {
+        self.0.rsplit_once('.').map(|(_, agent)| agent)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lease_names_the_agent_it_was_issued_to() {
+        let agent = AgentId::generate();
+        let lease = LeaseId::for_agent(&agent);
+        assert!(lease.as_str().starts_with("lse_"));
+        assert_eq!(lease.issued_to(), Some(agent.as_str()));
+        assert_ne!(LeaseId::for_agent(&agent), lease);
+        assert_eq!(LeaseId::generate().issued_to(), None);
+    }
 
     #[test]
     fn generated_ids_carry_their_prefix_and_differ() {

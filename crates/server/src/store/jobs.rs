@@ -747,7 +747,7 @@ impl Db {
                             }
                         }
                     }
-                    let lease_id = LeaseId::generate();
+                    let lease_id = LeaseId::for_agent(agent_id);
                     let expires_ms = now_ms.saturating_add(lease_ms);
                     let sql = sqlx::AssertSqlSafe(format!(
                         "UPDATE jobs SET status = 'running', agent_id = $2, lease_id = $3, \

@@ -256,3 +256,107 @@ async fn health_and_readiness() {
     answer.expect(StatusCode::SERVICE_UNAVAILABLE);
     server.get("/healthz", None).await.expect(StatusCode::OK);
 }
+
+#[tokio::test]
+async fn an_agent_credential_writes_only_to_its_own_jobs_and_reaches_no_user_api() {
+    let server = TestServer::with(|c| {
+        c.poll_hold = std::time::Duration::from_millis(50);
+        // A heartbeat is held for most of an interval.
+        c.heartbeat = std::time::Duration::from_millis(100);
+    })
+    .await;
+    let token = server
+        .post("/api/v1/agent-tokens", Some(&server.admin), json!({}))
+        .await
+        .json()["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let mut credentials = Vec::new();
+    for name in ["owner", "thief"] {
+        let answer = server
+            .post(
+                "/api/agent/register",
+                None,
+                json!({"token": token, "name": name, "labels": ["linux"], "version": "test"}),
+            )
+            .await;
+        answer.expect(StatusCode::OK);
+        credentials.push(
+            answer.json()["credential"]
+                .as_str()
+                .expect("credential")
+                .to_owned(),
+        );
+    }
+    let (owner, thief) = (&credentials[0], &credentials[1]);
+    let repo = server.repository("widgets").await;
+    server
+        .planned_run(
+            &repo,
+            "main",
+            "on: push\njobs:\n  build:\n    runs-on: linux\n    steps:\n      - run: \"true\"\n",
+        )
+        .await;
+    let assignment = server
+        .post("/api/agent/poll", Some(owner), json!({"running": 0}))
+        .await;
+    assignment.expect(StatusCode::OK);
+    let assignment = assignment.json();
+    let job = assignment["job_id"].as_str().expect("job").to_owned();
+    let lease = assignment["lease_id"].as_str().expect("lease").to_owned();
+
+    // The thief has the owner's job id and lease, but its own credential: every write is 403.
+    let writes = [
+        (
+            format!("/api/agent/jobs/{job}/heartbeat"),
+            json!({"lease_id": lease}),
+        ),
+        (
+            format!("/api/agent/jobs/{job}/events"),
+            json!({"lease_id": lease, "events": []}),
+        ),
+        (
+            format!("/api/agent/jobs/{job}/finish"),
+            json!({"lease_id": lease, "conclusion": "success", "log_size": 0}),
+        ),
+    ];
+    for (uri, body) in &writes {
+        server
+            .post(uri, Some(thief), body.clone())
+            .await
+            .expect(StatusCode::FORBIDDEN);
+    }
+    server
+        .call(
+            Method::POST,
+            &format!("/api/agent/jobs/{job}/logs?lease={lease}&offset=0"),
+            Some(thief),
+            None,
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    let stored = server
+        .state
+        .db
+        .get_job(&gantry_server::store::JobId::from(job.clone()))
+        .await
+        .expect("job");
+    assert_eq!(stored.status, gantry_server::store::JobStatus::Running);
+
+    // The owner's own writes go through.
+    server
+        .post(&writes[0].0, Some(owner), writes[0].1.clone())
+        .await
+        .expect(StatusCode::OK);
+    server
+        .post(&writes[2].0, Some(owner), writes[2].1.clone())
+        .await
+        .expect(StatusCode::OK);
+
+    // An agent credential is not an API token.
+    server
+        .get("/api/v1/runs", Some(thief))
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+}
