@@ -84,6 +84,35 @@ impl Process {
         }
     }
 
+    /// Sends `signal` (`TERM`, `QUIT`, ...) with kill(1).
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill -{signal} {pid}");
+    }
+
+    /// Waits for the process to exit by itself; its exit code (`None` when a signal ended it),
+    /// or a panic after `timeout`.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let child = self.child.as_mut().expect("not killed");
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return status.code();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} did not exit within {timeout:?}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Whether it is still running (false once it exited or was killed).
     pub fn is_running(&mut self) -> bool {
         match &mut self.child {
@@ -548,6 +577,16 @@ impl Agent {
     /// kill -9 the agent (its running step is left behind, as on a host that lost the agent).
     pub fn kill(&mut self) {
         self.process.kill();
+    }
+
+    /// Sends `signal` to the agent process.
+    pub fn signal(&self, signal: &str) {
+        self.process.signal(signal);
+    }
+
+    /// Waits for the agent to exit by itself (see [`Process::wait_exit`]).
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        self.process.wait_exit(timeout).await
     }
 }
 

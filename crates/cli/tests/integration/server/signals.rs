@@ -1,0 +1,135 @@
+//! A real `gantry agent` stopped with real signals (A4): SIGTERM drains (the running job
+//! finishes and is reported, then the agent exits 0), SIGQUIT cancels the running job, reports
+//! it, exits, and the server tries the job again on another agent.
+
+use super::harness::{
+    Agent, GitRepo, Server, StepProcesses, ZERO_SHA, delivery_id, jobs_of, process_alive,
+    wait_agents, wait_for,
+};
+use serde_json::json;
+use std::time::Duration;
+
+/// Prints `begin`, works for a while, prints `end`.
+const DRAIN: &str = r#"name: drain
+on: push
+jobs:
+  work:
+    runs-on: ubuntu-latest
+    steps:
+      - run: |
+          echo $$ > "$E2E_PIDS/work.pid"
+          echo begin
+          sleep 2
+          echo end
+"#;
+
+/// The first attempt prints `begin` and sleeps until stopped; a later one prints `again`.
+const QUIT: &str = r#"name: quit
+on: push
+jobs:
+  work:
+    runs-on: ubuntu-latest
+    steps:
+      - run: |
+          if [ ! -e "$E2E_PIDS/first-attempt" ]; then
+            touch "$E2E_PIDS/first-attempt"
+            echo $$ > "$E2E_PIDS/first.pid"
+            echo begin
+            sleep 1000
+          fi
+          echo again
+"#;
+
+/// Pushes `workflow` and waits until the log of its only job holds `begin`; the run id.
+async fn push_and_wait_for_begin(server: &Server, name: &str, workflow: &str) -> String {
+    let repo = GitRepo::new(name);
+    repo.write(&format!(".github/workflows/{name}.yml"), workflow);
+    let sha = repo.commit(name);
+    let repo_id = server.register(&repo, json!({})).await;
+    let status = server
+        .post_webhook(
+            "push",
+            &delivery_id(name),
+            &repo.push_payload(ZERO_SHA, &sha),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let run = server
+        .wait_run_of(&repo_id, &sha, Duration::from_secs(30))
+        .await;
+    let run_id = run["id"].as_str().expect("run id").to_owned();
+    wait_for("the step to begin", Duration::from_secs(30), || {
+        let run_id = &run_id;
+        async move {
+            let detail = server.run(run_id).await;
+            let job = jobs_of(&detail, "work").first().cloned().cloned()?;
+            let log = server.log(job["id"].as_str()?).await;
+            log.contains("begin\n").then_some(())
+        }
+    })
+    .await;
+    run_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_running_job_finish_and_report_then_the_agent_exits_cleanly() {
+    let server = Server::start().await;
+    let steps = StepProcesses::new();
+    let mut agent = Agent::start(&server, "drainer", &steps, &[]);
+    wait_agents(&server, 1).await;
+    let run_id = push_and_wait_for_begin(&server, "drain", DRAIN).await;
+
+    agent.signal("TERM");
+    let code = agent.wait_exit(Duration::from_secs(20)).await;
+    assert_eq!(code, Some(0), "a drained agent exits 0");
+
+    // The job was not interrupted: it printed its last line and succeeded, and it was reported
+    // before the agent exited.
+    let detail = server
+        .wait_run_completed(&run_id, Duration::from_secs(5))
+        .await;
+    assert_eq!(detail["run"]["conclusion"], "success", "{detail:#}");
+    let jobs = jobs_of(&detail, "work");
+    assert_eq!(jobs.len(), 1, "no second attempt: {detail:#}");
+    let log = server.log(jobs[0]["id"].as_str().expect("job id")).await;
+    assert!(log.contains("begin\n") && log.contains("end\n"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigquit_cancels_the_running_job_and_the_server_runs_it_again_elsewhere() {
+    let server = Server::start().await;
+    let steps = StepProcesses::new();
+    let mut quitter = Agent::start(&server, "quitter", &steps, &[]);
+    wait_agents(&server, 1).await;
+    let run_id = push_and_wait_for_begin(&server, "quit", QUIT).await;
+    let step_pid = steps.pid("first").expect("the step wrote its pid");
+
+    quitter.signal("QUIT");
+    quitter.wait_exit(Duration::from_secs(20)).await;
+    assert!(!process_alive(step_pid), "the step outlived its agent");
+
+    // Attempt 1 was reported as stopped by its agent, and attempt 2 waits for an agent.
+    let detail = server.run(&run_id).await;
+    let attempts = jobs_of(&detail, "work");
+    assert_eq!(attempts.len(), 2, "{detail:#}");
+    let first = attempts
+        .iter()
+        .find(|j| j["attempt"] == 1)
+        .expect("attempt 1");
+    assert_eq!(first["status"], "completed", "{first:#}");
+    assert_eq!(first["reason"], json!({"kind": "cancelled"}), "{first:#}");
+
+    // Another agent takes attempt 2, and the run succeeds.
+    let _other = Agent::start(&server, "other", &steps, &[]);
+    let detail = server
+        .wait_run_completed(&run_id, Duration::from_secs(30))
+        .await;
+    assert_eq!(detail["run"]["conclusion"], "success", "{detail:#}");
+    let second = jobs_of(&detail, "work")
+        .into_iter()
+        .find(|j| j["attempt"] == 2)
+        .expect("attempt 2");
+    assert_eq!(second["agent_name"], "other");
+    let log = server.log(second["id"].as_str().expect("job id")).await;
+    assert!(log.contains("again\n"), "{log}");
+}
