@@ -133,3 +133,28 @@ async fn sigquit_cancels_the_running_job_and_the_server_runs_it_again_elsewhere(
     let log = server.log(second["id"].as_str().expect("job id")).await;
     assert!(log.contains("again\n"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_stops_a_draining_agent_at_once() {
+    let server = Server::start().await;
+    let steps = StepProcesses::new();
+    let mut agent = Agent::start(&server, "impatient", &steps, &[]);
+    wait_agents(&server, 1).await;
+    let run_id = push_and_wait_for_begin(&server, "twice", QUIT).await;
+    let step_pid = steps.pid("first").expect("the step wrote its pid");
+
+    agent.signal("TERM");
+    // Draining: the step (sleep 1000) keeps running.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(process_alive(step_pid), "the first SIGTERM only drains");
+    agent.signal("TERM");
+    agent.wait_exit(Duration::from_secs(20)).await;
+    assert!(!process_alive(step_pid), "the step outlived its agent");
+    let detail = server.run(&run_id).await;
+    let first = jobs_of(&detail, "work")
+        .into_iter()
+        .find(|j| j["attempt"] == 1)
+        .expect("attempt 1");
+    assert_eq!(first["status"], "completed", "{first:#}");
+    assert_eq!(first["reason"], json!({"kind": "cancelled"}), "{first:#}");
+}
