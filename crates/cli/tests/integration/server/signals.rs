@@ -19,7 +19,7 @@ jobs:
       - run: |
           echo $$ > "$E2E_PIDS/work.pid"
           echo begin
-          sleep 2
+          sleep 5
           echo end
 "#;
 
@@ -80,6 +80,19 @@ async fn sigterm_lets_the_running_job_finish_and_report_then_the_agent_exits_cle
     let run_id = push_and_wait_for_begin(&server, "drain", DRAIN).await;
 
     agent.signal("TERM");
+    // The next heartbeat (every second here) tells the server, which shows the agent draining.
+    wait_for(
+        "the agent to show as draining",
+        Duration::from_secs(5),
+        || async {
+            let agents = server.get("/api/v1/agents").await;
+            let list = agents["agents"].as_array().cloned().unwrap_or_default();
+            list.iter()
+                .any(|a| a["name"] == "drainer" && a["status"] == "draining")
+                .then_some(())
+        },
+    )
+    .await;
     let code = agent.wait_exit(Duration::from_secs(20)).await;
     assert_eq!(code, Some(0), "a drained agent exits 0");
 
