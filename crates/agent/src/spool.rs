@@ -3,7 +3,7 @@
 //! size: only one chunk is ever held.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -102,8 +102,11 @@ impl LogSpool {
                 grown
             }
             Err(error) => {
-                // Keep the file and the size in step: drop whatever part was written.
+                // Keep the file and the size in step: drop whatever part was written, and
+                // write on from there (the file position moved past the part written: left
+                // there, the next write would leave a hole that reads as NUL bytes).
                 let _ = file.set_len(size);
+                let _ = file.seek(std::io::SeekFrom::Start(size));
                 let _ = file.sync_data();
                 writer.lost += text.len() as u64;
                 writer.last_error = Some(error.to_string());

@@ -174,3 +174,132 @@ async fn a_refused_log_never_holds_back_the_result() {
     let (result, _) = agent.join(Duration::from_secs(5)).await;
     result.expect("drained cleanly");
 }
+
+/// A 2 MiB tmpfs mounted on a temporary directory, unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// `None` when this process may not mount (not root).
+    fn mount() -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().expect("mount point");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        mounted.then_some(SmallDisk { dir })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_under_the_work_dir_loses_log_bytes_but_never_the_job_result() {
+    // A7: the agent's work directory fills up while a step prints. This needs a small
+    // filesystem: a tmpfs, which only root can mount (CI runs as root).
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    }
+    let disk = SmallDisk::mount().expect("root can mount a tmpfs");
+    let server = FakeServer::start(Script {
+        poll_hold: Duration::from_millis(200),
+        ..Script::default()
+    })
+    .await;
+    let repo = repo();
+    // 6 MB of output into a 2 MiB filesystem, while the step's own work also needs the disk:
+    // the step fails when it cannot write its file, the next step reports it.
+    server.enqueue(assignment(
+        "job_full",
+        &repo,
+        vec![
+            run(
+                "Flood",
+                "for i in $(seq 1 60000); do echo \"flood line $i of a step that prints a lot\"; done",
+            ),
+            run(
+                "Write",
+                "head -c 3000000 /dev/zero > big.bin && echo wrote || { echo 'no space'; exit 7; }",
+            ),
+        ],
+    ));
+    let work = disk.dir.path().join("work");
+    let agent = start_agent(&server.url(), |c| c.work_dir = work.clone());
+    wait_finished(&server, "job_full", Duration::from_secs(60)).await;
+    let record = server.job("job_full");
+    // The result is the steps' own: the flood succeeded, the write failed for lack of space.
+    assert_eq!(record.finishes[0].conclusion, Conclusion::Failure);
+    let log = String::from_utf8_lossy(&record.log).into_owned();
+    assert!(log.starts_with("flood line 1 of"), "{:.200}", log);
+    // What arrived is what the step printed, with the loss said where it happened: no hole,
+    // no NUL byte, every line whole.
+    assert!(!log.contains('\0'), "NUL bytes in the log");
+    let lost: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("[gantry agent] ") && l.contains("byte(s) of this log were lost"))
+        .collect();
+    assert!(
+        !lost.is_empty(),
+        "the loss is not said: {:.300}",
+        &log[log.len().saturating_sub(300)..]
+    );
+    for line in log.lines() {
+        assert!(
+            line.starts_with("flood line ")
+                || line.starts_with("[gantry agent] ")
+                || line == "wrote"
+                || line == "no space"
+                || line.contains("No space left on device")
+                || line.starts_with("##[error]"),
+            "unexpected line {line:?}"
+        );
+    }
+    assert!(
+        log.len() < 6_000_000,
+        "a 2 MiB disk cannot have spooled the whole flood ({} bytes arrived)",
+        log.len()
+    );
+    let events: Vec<_> = record.events.values().cloned().collect();
+    let finished: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            gantry_protocol::agent::JobEventKind::StepFinished {
+                name, conclusion, ..
+            } => Some((name.clone(), *conclusion)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        finished,
+        vec![
+            ("Flood".to_owned(), Conclusion::Success),
+            ("Write".to_owned(), Conclusion::Failure)
+        ],
+        "{log:.300}"
+    );
+
+    // The slot was emptied: the next job has the whole disk again and its whole log arrives.
+    server.enqueue(assignment(
+        "job_after",
+        &repo,
+        vec![run("Small", "echo fine")],
+    ));
+    wait_finished(&server, "job_after", Duration::from_secs(30)).await;
+    let after = server.job("job_after");
+    assert_eq!(after.finishes[0].conclusion, Conclusion::Success);
+    assert_eq!(String::from_utf8_lossy(&after.log), "fine\n");
+    agent.shutdown.drain();
+    let (result, _) = agent.join(Duration::from_secs(10)).await;
+    result.expect("drained cleanly");
+}
