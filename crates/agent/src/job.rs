@@ -152,6 +152,16 @@ pub async fn run_assignment(ctx: JobContext, assignment: JobAssignment) -> Repor
             Some(message) => setup_failure(&sink, &assignment, message),
             None => execute(&ctx, &assignment, &dirs, &slot.step_files, &sink, &control).await,
         };
+        // Log text the disk refused at the end of the job is never followed by a write that
+        // could say so in the log: the job's events (kept in memory) say it.
+        if let Some((bytes, error)) = spool.lost() {
+            annotate(
+                &sink,
+                &assignment,
+                AnnotationLevel::Warning,
+                format!("{bytes} byte(s) at the end of this job's log were lost: {error}"),
+            );
+        }
         control.end();
         outcome
     };
@@ -346,17 +356,16 @@ async fn execute(
 }
 
 /// Reports a job that could not start, as the runner reports its own setup failures.
-fn setup_failure(sink: &JobSink, assignment: &JobAssignment, message: String) -> JobOutcome {
-    let job = assignment.spec.key.clone();
-    sink.log(&format!("##[error]{message}\n"));
+/// A job-level annotation from the agent itself.
+fn annotate(sink: &JobSink, assignment: &JobAssignment, level: AnnotationLevel, message: String) {
     sink.emit(Event {
-        job,
+        job: assignment.spec.key.clone(),
         at_ms: now_ms(),
         kind: EventKind::Annotation {
             step: None,
             annotation: Annotation {
-                level: AnnotationLevel::Error,
-                message: message.clone(),
+                level,
+                message,
                 title: None,
                 file: None,
                 line: None,
@@ -366,6 +375,11 @@ fn setup_failure(sink: &JobSink, assignment: &JobAssignment, message: String) ->
             },
         },
     });
+}
+
+fn setup_failure(sink: &JobSink, assignment: &JobAssignment, message: String) -> JobOutcome {
+    sink.log(&format!("##[error]{message}\n"));
+    annotate(sink, assignment, AnnotationLevel::Error, message.clone());
     JobOutcome {
         conclusion: Conclusion::Failure,
         reason: Some(FailureReason::SetupFailed(message)),

@@ -116,6 +116,24 @@ impl LogSpool {
         }
     }
 
+    /// Bytes lost since the last write that succeeded, with the last error; `None` when the
+    /// log is whole.
+    pub fn lost(&self) -> Option<(u64, String)> {
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (writer.lost > 0).then(|| {
+            (
+                writer.lost,
+                writer
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "write error".to_owned()),
+            )
+        })
+    }
+
     /// Up to `max` bytes from `offset` (fewer at the end of the log). When the chunk is cut
     /// short of the end, it ends after a newline in its second half, or else on a UTF-8
     /// character boundary, so that live logs show whole lines.
