@@ -4,8 +4,8 @@
 //!
 //! A slot (`slot_<n>`: `workspace/`, `temp/`, `log`) is a directory reused by the jobs an
 //! agent runs one after the other, as GitHub's runner reuses its `_work` directory: between
-//! two jobs everything a job left in it is removed, except the empty files the runner recycles
-//! (its step files, [`StepFiles`], and the event file, which it overwrites). Creating and
+//! two jobs everything a job left in it is removed, except the files the runner recycles
+//! ([`StepFiles::kept`]: empty step files, and the event file, which it overwrites). Creating and
 //! removing the same dozen directories and files for every job costs more than the job itself
 //! on filesystems that scan recently deleted inodes on each creation (ext4 without a journal).
 //! A slot that cannot be emptied is given up: removed, and the next job starts in a new one.
@@ -26,6 +26,7 @@ use gantry_runner::mask::Masker;
 use gantry_runner::{EventSink, JobOutcome, JobRequest, RunnerOptions, StepFiles, run_job};
 use indexmap::IndexMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -44,7 +45,7 @@ pub struct JobContext {
 #[derive(Debug, Default)]
 pub struct Slots {
     free: Mutex<Vec<Slot>>,
-    next_index: Mutex<usize>,
+    next_index: AtomicUsize,
 }
 
 /// One job slot: its number, the runner's recycled files in it, and whether it is known to be
@@ -59,14 +60,10 @@ struct Slot {
 impl Slots {
     fn take(&self) -> Slot {
         let free = self.free.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        free.unwrap_or_else(|| {
-            let mut next = self.next_index.lock().unwrap_or_else(|p| p.into_inner());
-            *next += 1;
-            Slot {
-                index: *next - 1,
-                step_files: StepFiles::default(),
-                emptied: false,
-            }
+        free.unwrap_or_else(|| Slot {
+            index: self.next_index.fetch_add(1, Ordering::Relaxed),
+            step_files: StepFiles::default(),
+            emptied: false,
         })
     }
 
@@ -227,8 +224,7 @@ pub async fn run_assignment(ctx: JobContext, assignment: JobAssignment) -> Repor
     }
     drop(spool);
     drop(sink);
-    let mut keep = slot.step_files.kept();
-    keep.push(event_file(&dirs.temp));
+    let keep = slot.step_files.kept();
     let root = dirs.root.clone();
     let emptied = tokio::task::spawn_blocking(move || {
         empty_slot(&dirs, &keep).map_err(|error| {
@@ -268,11 +264,6 @@ async fn prepare_dirs(dirs: &JobDirs, slot: &mut Slot) -> std::io::Result<LogSpo
     tokio::fs::create_dir_all(&dirs.workspace).await?;
     tokio::fs::create_dir_all(&dirs.temp).await?;
     LogSpool::create(&dirs.root.join("log"))
-}
-
-/// Where the runner writes the event payload (`GITHUB_EVENT_PATH`), which it overwrites.
-fn event_file(temp: &Path) -> PathBuf {
-    temp.join("_github_workflow").join("event.json")
 }
 
 /// Removes everything a job left in its slot but the files in `keep`; the log spool is
@@ -355,7 +346,6 @@ async fn execute(
     run_job(request, runner_sink, cancel).await
 }
 
-/// Reports a job that could not start, as the runner reports its own setup failures.
 /// A job-level annotation from the agent itself.
 fn annotate(sink: &JobSink, assignment: &JobAssignment, level: AnnotationLevel, message: String) {
     sink.emit(Event {
@@ -377,6 +367,7 @@ fn annotate(sink: &JobSink, assignment: &JobAssignment, level: AnnotationLevel, 
     });
 }
 
+/// Reports a job that could not start, as the runner reports its own setup failures.
 fn setup_failure(sink: &JobSink, assignment: &JobAssignment, message: String) -> JobOutcome {
     sink.log(&format!("##[error]{message}\n"));
     annotate(sink, assignment, AnnotationLevel::Error, message.clone());

@@ -11,7 +11,7 @@ use crate::mask::Masker;
 use crate::output::OutputPump;
 use crate::process::{self, ProcessSpec, StopCause, StopPolicy};
 use crate::shell::Shell;
-use crate::step_files::{self, FileCommands, StepFiles};
+use crate::step_files::{FileCommands, StepFiles};
 use gantry_expr::{Contexts, JobStatus, Template, Value};
 use gantry_protocol::{
     Annotation, AnnotationLevel, Conclusion, Event, EventKind, FailureReason, JobSpec, StepKind,
@@ -318,7 +318,9 @@ impl JobRun {
                 .map_err(|e| format!("could not create {}: {e}", dir.display()))?;
         }
         let text = serde_json::to_vec_pretty(&event).map_err(|e| e.to_string())?;
-        step_files::overwrite(&self.event_path, &text)
+        self.step_files
+            .lock()
+            .event(&self.event_path, &text)
             .map_err(|e| format!("could not write {}: {e}", self.event_path.display()))?;
 
         // Workflow env, then job env; each value sees the contexts known at job start.
@@ -890,7 +892,7 @@ impl JobRun {
     }
 
     /// Empty file-command files for a step.
-    fn create_file_commands(&mut self) -> Result<FileCommands, String> {
+    fn create_file_commands(&self) -> Result<FileCommands, String> {
         let dir = self.req.temp_dir.join("_runner_file_commands");
         let suffix = self.unique_name("cmd");
         self.step_files.lock().commands(&dir, &suffix).map_err(|e| {

@@ -39,8 +39,9 @@ impl FileCommands {
 
 /// A handle on the step files kept between steps, and between jobs when the caller passes the
 /// same handle to the jobs it runs one after the other in the same temporary directory (an
-/// agent's job slot). Clones share the files. [`StepFiles::kept`] lists them, so the caller can
-/// clean the temporary directory between jobs without removing them.
+/// agent's job slot). Clones share the files. [`StepFiles::kept`] lists them (with the event
+/// file, which the next job overwrites), so the caller can clean the temporary directory between
+/// jobs without removing them.
 #[derive(Clone, Default)]
 pub struct StepFiles(Arc<Mutex<StepFilePool>>);
 
@@ -51,12 +52,13 @@ impl std::fmt::Debug for StepFiles {
 }
 
 impl StepFiles {
-    /// The files kept for the next step.
+    /// The files kept for the next step or job.
     pub fn kept(&self) -> Vec<PathBuf> {
         let pool = self.lock();
         pool.script
             .iter()
             .chain(pool.commands.iter().flatten())
+            .chain(pool.event.iter())
             .cloned()
             .collect()
     }
@@ -66,6 +68,7 @@ impl StepFiles {
         let mut pool = self.lock();
         pool.script = None;
         pool.commands = None;
+        pool.event = None;
     }
 
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, StepFilePool> {
@@ -81,6 +84,8 @@ impl StepFiles {
 pub(crate) struct StepFilePool {
     script: Option<PathBuf>,
     commands: Option<Vec<PathBuf>>,
+    /// The job's event file (`GITHUB_EVENT_PATH`), overwritten by the next job.
+    event: Option<PathBuf>,
     /// Makes every name handed out unique, also across the jobs sharing the pool.
     counter: u64,
 }
@@ -88,7 +93,7 @@ pub(crate) struct StepFilePool {
 /// Writes `contents` to `path`, reusing the file there if it is a regular file: it is
 /// overwritten and then cut to length, never truncated to zero first (which frees its blocks
 /// and allocates them again), and never written through a link.
-pub(crate) fn overwrite(path: &Path, contents: &[u8]) -> io::Result<()> {
+fn overwrite(path: &Path, contents: &[u8]) -> io::Result<()> {
     let reused = OpenOptions::new()
         .write(true)
         .custom_flags(nix::libc::O_NOFOLLOW)
@@ -108,6 +113,13 @@ pub(crate) fn overwrite(path: &Path, contents: &[u8]) -> io::Result<()> {
 }
 
 impl StepFilePool {
+    /// Writes the job's event payload to `path`, over the previous job's.
+    pub(crate) fn event(&mut self, path: &Path, contents: &[u8]) -> io::Result<()> {
+        overwrite(path, contents)?;
+        self.event = Some(path.to_owned());
+        Ok(())
+    }
+
     /// A name no other file of this pool had: `<prefix>_<pid>_<n>`.
     pub(crate) fn unique_name(&mut self, prefix: &str) -> String {
         self.counter += 1;
@@ -142,16 +154,20 @@ impl StepFilePool {
             state: dir.join(format!("save_state_{suffix}")),
             summary: dir.join(format!("step_summary_{suffix}")),
         };
-        let spares = self.commands.take().unwrap_or_default();
-        if spares.is_empty() {
-            fs::create_dir_all(dir)?;
-        }
-        let mut spares = spares.into_iter();
+        let mut spares = self.commands.take().unwrap_or_default().into_iter();
         for path in files.all() {
             let renamed = spares
                 .next()
                 .is_some_and(|spare| fs::rename(spare, path).is_ok());
-            if !renamed {
+            if renamed {
+                continue;
+            }
+            // The directory is made by the first step, or again when a step removed it.
+            if let Err(e) = File::create(path) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    return Err(e);
+                }
+                fs::create_dir_all(dir)?;
                 File::create(path)?;
             }
         }
@@ -213,6 +229,20 @@ mod tests {
         // The first step's names are gone: a late writer opening them by name reaches nothing
         // the runner reads.
         assert!(!dir.path().join("set_output_1").exists());
+    }
+
+    #[test]
+    fn a_removed_directory_is_made_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cmd_dir = dir.path().join("_runner_file_commands");
+        let mut pool = StepFilePool::default();
+        let first = pool.commands(&cmd_dir, "1").expect("files");
+        fs::remove_dir_all(&cmd_dir).expect("a step removes the directory");
+        pool.give_back_commands(first);
+        let second = pool.commands(&cmd_dir, "2").expect("files");
+        for path in second.all() {
+            assert_eq!(fs::metadata(path).expect("exists").len(), 0);
+        }
     }
 
     #[test]
