@@ -226,7 +226,8 @@ impl Db {
 
     /// Revokes an agent: its credential stops working at once and its running jobs end now as
     /// if their leases had expired (`failure`, reason `agent_lost`, or `cancelled` when a cancel
-    /// had been asked for; leases cleared), returned for the caller's retry decision. Repeating it is harmless. `NotFound` when absent.
+    /// had been asked for; leases cleared), returned for the caller's retry decision. Repeating
+    /// it is harmless. `NotFound` when absent.
     pub async fn revoke_agent(
         &self,
         id: &AgentId,

@@ -567,31 +567,39 @@ impl Db {
 
     /// Every job of a run, every attempt, in creation order.
     pub async fn list_jobs(&self, run_id: &RunId) -> Result<Vec<Job>, StoreError> {
-        read_conn!(self, "list_jobs", |conn| {
-            let sql = sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM jobs WHERE run_id = $1 \
-                 ORDER BY created_ms, key, leg, attempt"
-            ));
-            let rows = sqlx::query(sql)
-                .bind(run_id.as_str())
-                .fetch_all(&mut *conn)
-                .await?;
-            rows.iter().map(decode).collect()
-        })
+        self.select_run_jobs("list_jobs", COLUMNS, decode, run_id)
+            .await
     }
 
     /// Where each job of a run stands (every attempt), in [`Db::list_jobs`]'s order.
     pub async fn list_job_progress(&self, run_id: &RunId) -> Result<Vec<JobProgress>, StoreError> {
-        read_conn!(self, "list_job_progress", |conn| {
+        self.select_run_jobs(
+            "list_job_progress",
+            PROGRESS_COLUMNS,
+            decode_progress,
+            run_id,
+        )
+        .await
+    }
+
+    /// `columns` of every job of a run, every attempt, in creation order.
+    async fn select_run_jobs<T>(
+        &self,
+        op: &'static str,
+        columns: &str,
+        decode_row: fn(&AnyRow) -> Result<T, StoreError>,
+        run_id: &RunId,
+    ) -> Result<Vec<T>, StoreError> {
+        read_conn!(self, op, |conn| {
             let sql = sqlx::AssertSqlSafe(format!(
-                "SELECT {PROGRESS_COLUMNS} FROM jobs WHERE run_id = $1 \
+                "SELECT {columns} FROM jobs WHERE run_id = $1 \
                  ORDER BY created_ms, key, leg, attempt"
             ));
             let rows = sqlx::query(sql)
                 .bind(run_id.as_str())
                 .fetch_all(&mut *conn)
                 .await?;
-            rows.iter().map(decode_progress).collect()
+            rows.iter().map(decode_row).collect()
         })
     }
 

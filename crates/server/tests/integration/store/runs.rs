@@ -4,7 +4,7 @@ use super::fixture::{Fixture, NOW, new_job, new_run, repository};
 use gantry_protocol::Conclusion;
 use gantry_server::forge::status::CommitState;
 use gantry_server::store::{
-    JobStatus, NewJob, NewStatus, RunFilter, RunGraphUpdate, RunStatus, StoreError,
+    JobProgress, JobStatus, NewJob, NewStatus, RunFilter, RunGraphUpdate, RunStatus, StoreError,
 };
 
 async fn run_numbers_count_per_repository_under_concurrent_inserts(fx: Fixture) {
@@ -116,42 +116,25 @@ async fn a_run_graph_step_is_stored_whole_or_not_at_all(fx: Fixture) {
     let jobs_now = db.list_jobs(&run.id).await.expect("jobs");
     assert_eq!(jobs_now.len(), 3);
     // The scheduler's light listing says the same of each job, in the same order.
-    let progress = db.list_job_progress(&run.id).await.expect("progress");
-    let expected: Vec<_> = jobs_now
+    let expected: Vec<JobProgress> = jobs_now
         .iter()
-        .map(|j| {
-            (
-                j.id.clone(),
-                j.key.clone(),
-                j.leg,
-                j.attempt,
-                j.status,
-                j.conclusion,
-                j.outputs.clone(),
-                j.started_ms,
-                j.finished_ms,
-                j.graph_applied,
-            )
+        .map(|j| JobProgress {
+            id: j.id.clone(),
+            key: j.key.clone(),
+            leg: j.leg,
+            attempt: j.attempt,
+            status: j.status,
+            conclusion: j.conclusion,
+            outputs: j.outputs.clone(),
+            started_ms: j.started_ms,
+            finished_ms: j.finished_ms,
+            graph_applied: j.graph_applied,
         })
         .collect();
-    let got: Vec<_> = progress
-        .iter()
-        .map(|p| {
-            (
-                p.id.clone(),
-                p.key.clone(),
-                p.leg,
-                p.attempt,
-                p.status,
-                p.conclusion,
-                p.outputs.clone(),
-                p.started_ms,
-                p.finished_ms,
-                p.graph_applied,
-            )
-        })
-        .collect();
-    assert_eq!(got, expected);
+    assert_eq!(
+        db.list_job_progress(&run.id).await.expect("progress"),
+        expected
+    );
     assert_eq!(db.list_statuses(&run.id).await.expect("statuses").len(), 1);
 
     // A step that names another run's job fails as a whole.
