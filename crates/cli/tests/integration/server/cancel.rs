@@ -160,29 +160,8 @@ async fn a_second_push_cancels_the_run_in_progress_of_its_concurrency_group() {
     repo.write(".github/workflows/grouped.yml", &grouped(true));
     let first = repo.commit("first");
     let repo_id = server.register(&repo, json!({})).await;
-    let status = server
-        .post_webhook(
-            "push",
-            &delivery_id("g1"),
-            &repo.push_payload(ZERO_SHA, &first),
-        )
-        .await;
-    assert_eq!(status, 202);
-    let first_run = server
-        .wait_run_of(&repo_id, &first, Duration::from_secs(30))
-        .await;
-    let first_id = first_run["id"].as_str().expect("id").to_owned();
-    wait_for("the first run to work", Duration::from_secs(30), || {
-        let server = &server;
-        let first_id = &first_id;
-        async move {
-            let detail = server.run(first_id).await;
-            let job = jobs_of(&detail, "work").first().cloned().cloned()?;
-            let log = server.log(job["id"].as_str()?).await;
-            log.contains("out working\n").then_some(())
-        }
-    })
-    .await;
+    let first_id = server.push_run(&repo, &repo_id, &first, "g1").await;
+    server.wait_log_of(&first_id, "work", "out working\n").await;
 
     repo.write(".github/workflows/grouped.yml", &grouped(false));
     let second = repo.commit("second");

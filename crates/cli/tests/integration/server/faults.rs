@@ -40,31 +40,10 @@ async fn the_job_of_a_killed_agent_is_lost_at_lease_expiry_and_retried_on_anothe
     repo.write(".github/workflows/lost.yml", LOST);
     let sha = repo.commit("lost");
     let repo_id = server.register(&repo, json!({})).await;
-    let status = server
-        .post_webhook(
-            "push",
-            &delivery_id("lost"),
-            &repo.push_payload(ZERO_SHA, &sha),
-        )
-        .await;
-    assert_eq!(status, 202);
-    let run = server
-        .wait_run_of(&repo_id, &sha, Duration::from_secs(30))
-        .await;
-    let run_id = run["id"].as_str().expect("run id").to_owned();
+    let run_id = server.push_run(&repo, &repo_id, &sha, "lost").await;
 
     // Attempt 1 is running and its marker is stored: its agent is killed.
-    let first = wait_for("attempt 1 to print", Duration::from_secs(30), || {
-        let server = &server;
-        let run_id = &run_id;
-        async move {
-            let detail = server.run(run_id).await;
-            let job = jobs_of(&detail, "slow").first().cloned().cloned()?;
-            let log = server.log(job["id"].as_str()?).await;
-            log.contains("out marker\n").then_some(job)
-        }
-    })
-    .await;
+    let first = server.wait_log_of(&run_id, "slow", "out marker\n").await;
     let victim = first["agent_name"].as_str().expect("agent name").to_owned();
     let killed_at = Instant::now();
     agents

@@ -502,6 +502,35 @@ impl Server {
         answer.text().await.expect("log text")
     }
 
+    /// Posts a signed push of `sha` (a new branch head) to `repo` and waits for its run; the
+    /// run's id.
+    pub async fn push_run(&self, repo: &GitRepo, repo_id: &str, sha: &str, tag: &str) -> String {
+        let status = self
+            .post_webhook("push", &delivery_id(tag), &repo.push_payload(ZERO_SHA, sha))
+            .await;
+        assert_eq!(status, 202);
+        let run = self
+            .wait_run_of(repo_id, sha, Duration::from_secs(30))
+            .await;
+        run["id"].as_str().expect("run id").to_owned()
+    }
+
+    /// Waits until the stored log of the first job `key` of run `run_id` holds `text`; that
+    /// job.
+    pub async fn wait_log_of(&self, run_id: &str, key: &str, text: &str) -> Value {
+        wait_for(
+            &format!("the log of {key} to hold {text:?}"),
+            Duration::from_secs(30),
+            || async move {
+                let detail = self.run(run_id).await;
+                let job = jobs_of(&detail, key).first().cloned().cloned()?;
+                let log = self.log(job["id"].as_str()?).await;
+                log.contains(text).then_some(job)
+            },
+        )
+        .await
+    }
+
     /// The only run of `sha`, once it exists.
     pub async fn wait_run_of(&self, repository_id: &str, sha: &str, timeout: Duration) -> Value {
         wait_for(&format!("a run of {sha}"), timeout, || async move {

@@ -2,8 +2,7 @@
 //! printed it, and commit statuses at the forge in order.
 
 use super::harness::{
-    Agent, GitRepo, Server, StepProcesses, ZERO_SHA, delivery_id, jobs_of, lines_with, wait_agents,
-    wait_for,
+    Agent, GitRepo, Server, StepProcesses, jobs_of, lines_with, wait_agents, wait_for,
 };
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -91,21 +90,9 @@ async fn a_pushed_matrix_graph_succeeds_with_complete_logs_and_statuses_in_order
             json!({"status_url": forge.uri(), "status_token": "forge-token"}),
         )
         .await;
-    let status = server
-        .post_webhook(
-            "push",
-            &delivery_id("graph"),
-            &repo.push_payload(ZERO_SHA, &sha),
-        )
-        .await;
-    assert_eq!(status, 202);
-
-    let run = server
-        .wait_run_of(&repo_id, &sha, Duration::from_secs(30))
-        .await;
-    let run_id = run["id"].as_str().expect("run id");
+    let run_id = server.push_run(&repo, &repo_id, &sha, "graph").await;
     let detail = server
-        .wait_run_completed(run_id, Duration::from_secs(90))
+        .wait_run_completed(&run_id, Duration::from_secs(90))
         .await;
     assert_eq!(detail["run"]["conclusion"], "success", "{detail:#}");
 

@@ -2,9 +2,7 @@
 //! the stored log, its events, the database or any API answer; a pull request from a fork gets
 //! no secrets at all.
 
-use super::harness::{
-    Agent, GitRepo, Server, StepProcesses, ZERO_SHA, delivery_id, jobs_of, wait_agents,
-};
+use super::harness::{Agent, GitRepo, Server, StepProcesses, delivery_id, jobs_of, wait_agents};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::json;
@@ -106,18 +104,7 @@ async fn a_printed_secret_is_in_no_log_event_database_row_or_api_answer() {
     let sha = repo.commit("leaky");
     let repo_id = server.register(&repo, json!({})).await;
     server.set_secret(&repo_id, "TOKEN", SECRET).await;
-    let status = server
-        .post_webhook(
-            "push",
-            &delivery_id("leaky"),
-            &repo.push_payload(ZERO_SHA, &sha),
-        )
-        .await;
-    assert_eq!(status, 202);
-    let run = server
-        .wait_run_of(&repo_id, &sha, Duration::from_secs(30))
-        .await;
-    let run_id = run["id"].as_str().expect("run id").to_owned();
+    let run_id = server.push_run(&repo, &repo_id, &sha, "leaky").await;
     let detail = server
         .wait_run_completed(&run_id, Duration::from_secs(60))
         .await;

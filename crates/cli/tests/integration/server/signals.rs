@@ -3,8 +3,7 @@
 //! it, exits, and the server tries the job again on another agent.
 
 use super::harness::{
-    Agent, GitRepo, Server, StepProcesses, ZERO_SHA, delivery_id, jobs_of, process_alive,
-    wait_agents, wait_for,
+    Agent, GitRepo, Server, StepProcesses, jobs_of, process_alive, wait_agents, wait_for,
 };
 use serde_json::json;
 use std::time::Duration;
@@ -46,29 +45,20 @@ async fn push_and_wait_for_begin(server: &Server, name: &str, workflow: &str) ->
     repo.write(&format!(".github/workflows/{name}.yml"), workflow);
     let sha = repo.commit(name);
     let repo_id = server.register(&repo, json!({})).await;
-    let status = server
-        .post_webhook(
-            "push",
-            &delivery_id(name),
-            &repo.push_payload(ZERO_SHA, &sha),
-        )
-        .await;
-    assert_eq!(status, 202);
-    let run = server
-        .wait_run_of(&repo_id, &sha, Duration::from_secs(30))
-        .await;
-    let run_id = run["id"].as_str().expect("run id").to_owned();
-    wait_for("the step to begin", Duration::from_secs(30), || {
-        let run_id = &run_id;
-        async move {
-            let detail = server.run(run_id).await;
-            let job = jobs_of(&detail, "work").first().cloned().cloned()?;
-            let log = server.log(job["id"].as_str()?).await;
-            log.contains("begin\n").then_some(())
-        }
-    })
-    .await;
+    let run_id = server.push_run(&repo, &repo_id, &sha, name).await;
+    server.wait_log_of(&run_id, "work", "begin\n").await;
     run_id
+}
+
+/// Attempt 1 of the run's job ended as stopped by its agent.
+async fn assert_first_attempt_cancelled(server: &Server, run_id: &str) {
+    let detail = server.run(run_id).await;
+    let first = jobs_of(&detail, "work")
+        .into_iter()
+        .find(|j| j["attempt"] == 1)
+        .expect("attempt 1");
+    assert_eq!(first["status"], "completed", "{first:#}");
+    assert_eq!(first["reason"], json!({"kind": "cancelled"}), "{first:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,15 +112,9 @@ async fn sigquit_cancels_the_running_job_and_the_server_runs_it_again_elsewhere(
     assert!(!process_alive(step_pid), "the step outlived its agent");
 
     // Attempt 1 was reported as stopped by its agent, and attempt 2 waits for an agent.
+    assert_first_attempt_cancelled(&server, &run_id).await;
     let detail = server.run(&run_id).await;
-    let attempts = jobs_of(&detail, "work");
-    assert_eq!(attempts.len(), 2, "{detail:#}");
-    let first = attempts
-        .iter()
-        .find(|j| j["attempt"] == 1)
-        .expect("attempt 1");
-    assert_eq!(first["status"], "completed", "{first:#}");
-    assert_eq!(first["reason"], json!({"kind": "cancelled"}), "{first:#}");
+    assert_eq!(jobs_of(&detail, "work").len(), 2, "{detail:#}");
 
     // Another agent takes attempt 2, and the run succeeds.
     let _other = Agent::start(&server, "other", &steps, &[]);
@@ -163,11 +147,5 @@ async fn a_second_sigterm_stops_a_draining_agent_at_once() {
     agent.signal("TERM");
     agent.wait_exit(Duration::from_secs(20)).await;
     assert!(!process_alive(step_pid), "the step outlived its agent");
-    let detail = server.run(&run_id).await;
-    let first = jobs_of(&detail, "work")
-        .into_iter()
-        .find(|j| j["attempt"] == 1)
-        .expect("attempt 1");
-    assert_eq!(first["status"], "completed", "{first:#}");
-    assert_eq!(first["reason"], json!({"kind": "cancelled"}), "{first:#}");
+    assert_first_attempt_cancelled(&server, &run_id).await;
 }
