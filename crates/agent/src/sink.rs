@@ -57,6 +57,11 @@ impl EventQueue {
         }
     }
 
+    /// Events waiting for acknowledgement.
+    pub fn len(&self) -> usize {
+        self.lock().pending.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.lock().pending.is_empty()
     }

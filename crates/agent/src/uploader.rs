@@ -5,7 +5,10 @@
 //! to its `expected_offset`, and while the server is unreachable the bytes simply wait on disk.
 //! Events go in `seq` order and are dropped once acknowledged. The finish request goes last,
 //! after everything else was acknowledged, and is repeated until the server acknowledges it
-//! too: a log the server keeps refusing never holds back the job's result.
+//! too: a log the server keeps refusing never holds back the job's result. When what is left
+//! at the job's end is small (up to 64 KiB of UTF-8 log and one batch of events), it goes
+//! inside the finish request, stored with the result in one transaction: a short job costs
+//! the server one request after its claim.
 
 use crate::backoff::Backoff;
 use crate::client::{Client, ClientError};
@@ -14,7 +17,7 @@ use crate::control::JobControl;
 use crate::sink::EventQueue;
 use crate::spool::LogSpool;
 use bytes::Bytes;
-use gantry_protocol::agent::{FinishRequest, JobEventsRequest};
+use gantry_protocol::agent::{FinishRequest, JobEventsRequest, LogTail, SequencedEvent};
 use gantry_runner::JobOutcome;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +25,16 @@ use tokio::sync::Notify;
 
 /// The smallest chunk a 413 answer makes the uploader fall back to.
 const MIN_CHUNK: usize = 4 * 1024;
+
+/// The most log bytes a finish request carries.
+const TAIL_MAX: usize = 64 * 1024;
+
+/// What a finish request carries besides the result.
+#[derive(Debug, Default)]
+struct FinalReport {
+    log_tail: Option<LogTail>,
+    events: Vec<SequencedEvent>,
+}
 
 /// How a job's report ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,6 +74,9 @@ pub struct Uploader {
     linger: Duration,
     /// The server's log size, as it last told us.
     acked: u64,
+    /// The finish request was too large with the log's end and the last events in it: they
+    /// go in their own requests.
+    separate: bool,
     /// Why log upload was given up (the server refused it), if it was.
     log_refused: Option<String>,
     events_refused: Option<String>,
@@ -100,6 +116,7 @@ impl Uploader {
             events_batch: settings.events_batch.max(1),
             linger: settings.linger,
             acked: 0,
+            separate: false,
             log_refused: None,
             events_refused: None,
         }
@@ -119,6 +136,10 @@ impl Uploader {
                 return;
             }
             let ended = self.control.is_ended();
+            if ended && self.final_report().is_some() {
+                // What is left goes with the result.
+                return;
+            }
             match self.send_once().await {
                 Ok(Progress::Advanced) => backoff.reset(),
                 Ok(Progress::Idle) => {
@@ -156,20 +177,51 @@ impl Uploader {
         let mut backoff = Backoff::new(self.retry);
         let mut conflicts = 0u32;
         loop {
-            self.stream().await;
+            let mut rest = self.final_report();
+            if rest.is_none() {
+                self.stream().await;
+                rest = self.final_report();
+            }
             if self.control.is_gone() {
                 return Report::Gone;
             }
+            let FinalReport { log_tail, events } = rest.unwrap_or_default();
+            let log_size = match &log_tail {
+                Some(tail) => tail.offset + tail.text.len() as u64,
+                None => self.final_log_size(),
+            };
+            let sent_tail = log_tail.is_some();
+            let next_seq = events.last().map(|e| e.seq + 1);
             let body = FinishRequest {
                 lease_id: self.lease_id.clone(),
                 conclusion: outcome.conclusion,
                 reason: outcome.reason.clone(),
                 outputs: outcome.outputs.clone(),
-                log_size: self.final_log_size(),
+                log_size,
                 agent_stop: self.control.is_agent_stop(),
+                log_tail,
+                events,
             };
             match self.client.finish(&self.job_id, &body).await {
-                Ok(()) => return Report::Finished,
+                Ok(()) => {
+                    if sent_tail {
+                        self.set_acked(log_size);
+                    }
+                    if let Some(next_seq) = next_seq {
+                        self.events.acknowledge(next_seq);
+                    }
+                    return Report::Finished;
+                }
+                Err(ClientError::Rejected { status: 413, .. }) if !self.separate => {
+                    // Too large together: the rest goes the usual way first.
+                    self.separate = true;
+                }
+                Err(ClientError::Rejected {
+                    status: 409,
+                    message,
+                }) if sent_tail && self.log_refused.is_none() => {
+                    self.refuse_log(format!("the server refused the log's end (409): {message}"));
+                }
                 Err(ClientError::Conflict { expected_offset }) => {
                     tracing::info!(
                         job = %self.job_id,
@@ -196,6 +248,38 @@ impl Uploader {
                 }
             }
         }
+    }
+
+    /// What the finish request can carry besides the result: the log bytes and events not
+    /// acknowledged yet, when they are few enough for one request and the log's end is UTF-8
+    /// text. `None`: they go in their own requests first.
+    fn final_report(&self) -> Option<FinalReport> {
+        if self.separate {
+            return None;
+        }
+        let mut report = FinalReport::default();
+        let size = self.spool.size();
+        if self.log_refused.is_none() && self.acked < size {
+            let pending = usize::try_from(size - self.acked).ok()?;
+            if pending > TAIL_MAX {
+                return None;
+            }
+            let bytes = self.spool.read_chunk(self.acked, pending).ok()?;
+            if bytes.len() != pending {
+                return None;
+            }
+            report.log_tail = Some(LogTail {
+                offset: self.acked,
+                text: String::from_utf8(bytes).ok()?,
+            });
+        }
+        if self.events_refused.is_none() {
+            if self.events.len() > self.events_batch {
+                return None;
+            }
+            report.events = self.events.batch(self.events_batch);
+        }
+        Some(report)
     }
 
     /// The log size the finish request states: the whole spool, unless the server refused

@@ -244,9 +244,11 @@ pub struct EventsResponse {
 }
 
 /// `POST /api/agent/jobs/{id}/finish`: the job's result, sent after every log byte and event
-/// was acknowledged, and repeated until acknowledged. 200 once stored (again 200 for a repeat
-/// with the same lease); 409 [`LogConflict`] when `log_size` is not the stored log size (the
-/// agent sends the missing bytes, then finishes again).
+/// was acknowledged (or with the last ones: `log_tail`, `events`), and repeated until
+/// acknowledged. 200 once stored (again 200 for a repeat with the same lease); 409
+/// [`LogConflict`] when `log_size` is not the stored log size once `log_tail` is appended (the
+/// agent sends the missing bytes, then finishes again). The tail, the events and the result
+/// are stored in one transaction: all of them or none.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FinishRequest {
     /// The assignment's lease.
@@ -265,6 +267,21 @@ pub struct FinishRequest {
     /// retry. `conclusion` is then `cancelled`.
     #[serde(default)]
     pub agent_stop: bool,
+    /// The end of the log not sent yet, when it is UTF-8 text: appended at its offset exactly
+    /// like a `/logs` chunk, before `log_size` is checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_tail: Option<LogTail>,
+    /// Events not sent yet, as a `/events` request would carry them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<SequencedEvent>,
+}
+
+/// Log bytes sent inside a [`FinishRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogTail {
+    /// The log offset of the first byte of `text`.
+    pub offset: u64,
+    pub text: String,
 }
 
 /// The 200 answer to a finish.

@@ -8,7 +8,7 @@ use crate::app::{AppState, now_ms};
 use crate::error::ApiError;
 use crate::secret::secret_aad;
 use crate::store::{
-    Agent, AgentId, AgentStatus, ClaimedJob, FinishError, FinishOutcome, JobFinish, JobId, LeaseId,
+    Agent, AgentId, AgentStatus, ClaimedJob, FinalReport, FinishError, FinishOutcome, JobFinish, JobId, LeaseId,
     LogAppendError, NewAgent, NewJobEvent, Step, StepStatus, StoreError, generate_token,
     hash_token,
 };
@@ -23,7 +23,7 @@ use gantry_protocol::JobSpec;
 use gantry_protocol::agent::{
     EventsResponse, FinishRequest, FinishResponse, HeartbeatRequest, HeartbeatResponse,
     JobAssignment, JobEventKind, JobEventsRequest, JobSource, LogAppendQuery, LogAppendResponse,
-    LogConflict, PollRequest, RegisterRequest, RegisterResponse,
+    LogConflict, PollRequest, RegisterRequest, RegisterResponse, SequencedEvent,
 };
 use gantry_workflow::plan::SecretScope;
 use indexmap::IndexMap;
@@ -376,24 +376,32 @@ async fn append_events(
     let job_id = JobId::from(id);
     let lease = LeaseId::from(body.lease_id.clone());
     lease_holder(&agent, &job_id, &lease)?;
-    let mut events = Vec::with_capacity(body.events.len());
-    for sequenced in &body.events {
-        let text = serde_json::to_string(&sequenced.event)
-            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let (events, steps) = event_rows(&body.events)?;
+    let appended = state
+        .db
+        .record_job_events(&job_id, &lease, &events, &steps, now_ms())
+        .await
+        .map_err(lease_error)?;
+    crate::web::notify_log(&job_id);
+    Ok(Json(EventsResponse {
+        next_seq: appended.next_seq,
+        cancel: appended.cancel_requested,
+    }))
+}
+
+/// Agent events as stored: each event's JSON, and the steps they start or end.
+fn event_rows(sequenced: &[SequencedEvent]) -> Result<(Vec<NewJobEvent>, Vec<Step>), ApiError> {
+    let mut events = Vec::with_capacity(sequenced.len());
+    let mut steps = Vec::new();
+    for sequenced in sequenced {
+        let event = &sequenced.event;
+        let text = serde_json::to_string(event).map_err(|e| ApiError::BadRequest(e.to_string()))?;
         events.push(NewJobEvent {
             seq: sequenced.seq,
             event: text,
         });
-    }
-    let appended = state
-        .db
-        .insert_job_events(&job_id, &lease, &events, now_ms())
-        .await
-        .map_err(lease_error)?;
-    for sequenced in &body.events {
-        let event = &sequenced.event;
-        let step = match &event.kind {
-            JobEventKind::StepStarted { step, name } => Some(Step {
+        match &event.kind {
+            JobEventKind::StepStarted { step, name } => steps.push(Step {
                 number: u32::try_from(*step + 1).unwrap_or(u32::MAX),
                 name: name.clone(),
                 status: StepStatus::Running,
@@ -410,7 +418,7 @@ async fn append_events(
                 outcome,
                 conclusion,
                 duration_ms,
-            } => Some(Step {
+            } => steps.push(Step {
                 number: u32::try_from(*step + 1).unwrap_or(u32::MAX),
                 name: name.clone(),
                 status: StepStatus::Completed,
@@ -421,21 +429,10 @@ async fn append_events(
                 started_ms: Some(event.at_ms - i64::try_from(*duration_ms).unwrap_or(0)),
                 finished_ms: Some(event.at_ms),
             }),
-            _ => None,
-        };
-        if let Some(step) = step {
-            state
-                .db
-                .upsert_step(&job_id, &lease, &step)
-                .await
-                .map_err(lease_error)?;
+            _ => {}
         }
     }
-    crate::web::notify_log(&job_id);
-    Ok(Json(EventsResponse {
-        next_seq: appended.next_seq,
-        cancel: appended.cancel_requested,
-    }))
+    Ok((events, steps))
 }
 
 async fn finish(
@@ -457,9 +454,17 @@ async fn finish(
         outputs: body.outputs.clone(),
         log_size: body.log_size,
     };
+    let (events, steps) = event_rows(&body.events)?;
+    let report = FinalReport {
+        log_tail: body
+            .log_tail
+            .map(|tail| (tail.offset, tail.text.into_bytes())),
+        events,
+        steps,
+    };
     match state
         .db
-        .finish_job(&job_id, &lease, &finish, now_ms())
+        .finish_job_with(&job_id, &lease, &report, &finish, now_ms())
         .await
     {
         Ok(outcome) => {
@@ -482,6 +487,9 @@ async fn finish(
             }),
         )
             .into_response()),
+        Err(FinishError::LogConflict { offset }) => Err(ApiError::Conflict(format!(
+            "the log sent with the result differs from the stored log at offset {offset}"
+        ))),
         Err(FinishError::StaleLease) => Err(stale()),
         Err(FinishError::Store(e)) => Err(lease_error(e)),
     }

@@ -12,7 +12,7 @@ use axum::routing::post;
 use gantry_protocol::agent::{
     ErrorBody, EventsResponse, FinishRequest, HeartbeatRequest, HeartbeatResponse, JobAssignment,
     JobEvent, JobEventsRequest, LogAppendQuery, LogAppendResponse, LogConflict, RegisterRequest,
-    RegisterResponse,
+    RegisterResponse, SequencedEvent,
 };
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -40,6 +40,8 @@ pub struct JobRecord {
     pub events: BTreeMap<u64, JobEvent>,
     /// Every finish request that was acknowledged (repeats included).
     pub finishes: Vec<FinishRequest>,
+    /// Finish requests that carried the log's end.
+    pub tails: u32,
     pub heartbeats: u32,
     /// Heartbeats that said the agent is draining.
     pub draining_heartbeats: u32,
@@ -61,6 +63,8 @@ pub struct Script {
     pub accept_at_most: Option<usize>,
     /// Once the stored log reaches this size, forget its second half and answer 409 (once).
     pub rewind_at: Option<u64>,
+    /// Answer 413 to a finish request carrying log bytes or events.
+    pub refuse_large_finish: bool,
     /// Answer 409 to the first finish after forgetting the log's last N bytes.
     pub lose_tail_before_finish: Option<u64>,
     /// Refuse every log request with 400.
@@ -413,7 +417,17 @@ async fn events(
         return response;
     }
     let job = inner.jobs.get_mut(&id).expect("checked");
-    for event in body.events {
+    store_events(job, body.events);
+    let answer = EventsResponse {
+        next_seq: job.events.len() as u64,
+        cancel: job.cancel,
+    };
+    record(&state, &mut inner, "events", Some(&id), 200);
+    axum::Json(answer).into_response()
+}
+
+fn store_events(job: &mut JobRecord, events: Vec<SequencedEvent>) {
+    for event in events {
         let next = job.events.len() as u64;
         if event.seq < next {
             if job.events.get(&event.seq) != Some(&event.event) {
@@ -424,12 +438,6 @@ async fn events(
             job.events.insert(event.seq, event.event);
         }
     }
-    let answer = EventsResponse {
-        next_seq: job.events.len() as u64,
-        cancel: job.cancel,
-    };
-    record(&state, &mut inner, "events", Some(&id), 200);
-    axum::Json(answer).into_response()
 }
 
 async fn finish(
@@ -447,6 +455,10 @@ async fn finish(
     {
         return response;
     }
+    if inner.script.refuse_large_finish && (body.log_tail.is_some() || !body.events.is_empty()) {
+        record(&state, &mut inner, "finish", Some(&id), 413);
+        return error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    }
     let lose = inner.script.lose_tail_before_finish.take();
     let job = inner.jobs.get_mut(&id).expect("checked");
     if let Some(n) = lose {
@@ -456,11 +468,31 @@ async fn finish(
             .saturating_sub(usize::try_from(n).expect("small"));
         job.log.truncate(keep);
     }
-    let stored = job.log.len() as u64;
+    // The log's end and the last events, stored with the result (all or nothing).
+    let mut log = job.log.clone();
+    if let Some(tail) = &body.log_tail {
+        if tail.offset > log.len() as u64 {
+            let stored = log.len() as u64;
+            record(&state, &mut inner, "finish", Some(&id), 409);
+            return conflict(stored);
+        }
+        let start = usize::try_from(tail.offset).expect("small");
+        let bytes = tail.text.as_bytes();
+        let overlap = (log.len() - start).min(bytes.len());
+        if log[start..start + overlap] != bytes[..overlap] {
+            job.violations
+                .push(format!("bytes at {start} resent with other content"));
+        }
+        log.extend_from_slice(&bytes[overlap..]);
+        job.tails += 1;
+    }
+    let stored = log.len() as u64;
     if body.log_size != stored {
         record(&state, &mut inner, "finish", Some(&id), 409);
         return conflict(stored);
     }
+    job.log = log;
+    store_events(job, body.events.clone());
     job.finishes.push(body);
     record(&state, &mut inner, "finish", Some(&id), 200);
     axum::Json(serde_json::json!({})).into_response()

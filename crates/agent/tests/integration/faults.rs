@@ -85,7 +85,9 @@ async fn server_errors_and_a_cut_network_lose_and_duplicate_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conflict_rewinds_to_the_servers_offset() {
     let server = FakeServer::start(Script {
-        rewind_at: Some(20_000),
+        // At least the first ~6 KiB of the ~72 KiB log go through `/logs` (a finish request
+        // carries at most 64 KiB): the rewind happens there.
+        rewind_at: Some(4_000),
         lose_tail_before_finish: Some(100),
         poll_hold: Duration::from_millis(200),
         ..Script::default()
@@ -130,14 +132,21 @@ async fn a_partly_accepted_chunk_is_resent_from_where_the_server_stopped() {
     let record = server.job("job_part");
     assert_eq!(step_logs(&record), [("Count".to_owned(), counted_lines())]);
     assert!(record.violations.is_empty(), "{:?}", record.violations);
-    // About 70 KiB, at most 1000 bytes accepted per call: at least one call per 1000 bytes.
-    let needed = record.log.len().div_ceil(1000);
-    assert!(record.log.len() > 60_000, "{} bytes", record.log.len());
+    // About 70 KiB, more than a finish request carries (64 KiB): what went through `/logs`
+    // took at least one call per 1000 bytes; the rest went with the result.
+    assert!(record.log.len() > 66_000, "{} bytes", record.log.len());
+    let tail = record.finishes[0]
+        .log_tail
+        .as_ref()
+        .map_or(0, |tail| tail.text.len());
+    assert!(tail <= 64 * 1024, "a {tail}-byte tail in the finish request");
+    let needed = (record.log.len() - tail).div_ceil(1000);
+    assert!(needed >= 2, "{tail} of {} bytes went with the result", record.log.len());
     assert!(
         server.calls("logs").len() >= needed,
         "{} calls for {} bytes",
         server.calls("logs").len(),
-        record.log.len()
+        record.log.len() - tail
     );
     assert_eq!(record.finishes[0].log_size, record.log.len() as u64);
     agent.shutdown.drain();

@@ -1,7 +1,7 @@
 //! A job from assignment to finish: every log byte in order, events by seq with step offsets,
 //! outputs, secrets masked, the workspace emptied, the credential kept.
 
-use crate::fake_server::{FakeServer, Script};
+use crate::fake_server::{self, FakeServer, Script};
 use crate::{
     SECRET, assignment, checkout_step, repo, run, slot_leftovers, start_agent, start_agent_in,
     step_logs, wait_finished,
@@ -348,4 +348,59 @@ async fn a_commit_that_cannot_be_checked_out_fails_the_checkout_step_with_the_re
     agent.shutdown.drain();
     let (result, _) = agent.join(Duration::from_secs(5)).await;
     result.expect("drained cleanly");
+}
+
+/// One step, `echo`: the agent is given all the time it wants to let output gather.
+async fn short_job(server: &FakeServer, id: &str, script: &str) -> fake_server::JobRecord {
+    let repo = repo();
+    server.enqueue(assignment(id, &repo, vec![run("Say", script)]));
+    let agent = start_agent(&server.url(), |config| {
+        config.log_linger = Duration::from_secs(30);
+    });
+    wait_finished(server, id, Duration::from_secs(20)).await;
+    agent.shutdown.drain();
+    let (result, _) = agent.join(Duration::from_secs(5)).await;
+    result.expect("drained cleanly");
+    server.job(id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_job_is_reported_in_one_request_after_its_claim() {
+    let server = FakeServer::start(Script {
+        poll_hold: Duration::from_millis(200),
+        ..Script::default()
+    })
+    .await;
+    let record = short_job(&server, "job_short", "echo 'all done'").await;
+    assert_eq!(
+        step_logs(&record),
+        [("Say".to_owned(), "all done\n".to_owned())]
+    );
+    assert!(record.violations.is_empty(), "{:?}", record.violations);
+    // The log, the step's start and end and the result: one finish request.
+    assert!(server.calls("logs").is_empty(), "{:?}", server.calls("logs"));
+    assert!(server.calls("events").is_empty(), "{:?}", server.calls("events"));
+    assert_eq!(record.finishes.len(), 1);
+    assert_eq!(record.tails, 1);
+    assert_eq!(record.finishes[0].log_size, record.log.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finish_too_large_with_the_logs_end_sends_it_separately() {
+    let server = FakeServer::start(Script {
+        poll_hold: Duration::from_millis(200),
+        refuse_large_finish: true,
+        ..Script::default()
+    })
+    .await;
+    let record = short_job(&server, "job_413", "echo 'all done'").await;
+    assert_eq!(
+        step_logs(&record),
+        [("Say".to_owned(), "all done\n".to_owned())]
+    );
+    let finishes: Vec<u16> = server.calls("finish").iter().map(|c| c.status).collect();
+    assert_eq!(finishes, [413, 200]);
+    assert!(!server.calls("logs").is_empty());
+    assert!(!server.calls("events").is_empty());
+    assert_eq!(record.finishes[0].log_tail, None);
 }

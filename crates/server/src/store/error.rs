@@ -142,6 +142,10 @@ pub enum FinishError {
     /// missing bytes from `stored` on, then finishes again (HTTP 409).
     #[error("the job's log has {stored} bytes stored, the agent reported {reported}")]
     LogSizeMismatch { stored: u64, reported: u64 },
+    /// The log tail sent with the result differs from the stored log at `offset` (HTTP 409):
+    /// nothing was recorded.
+    #[error("the log sent with the result differs from the stored log at offset {offset}")]
+    LogConflict { offset: u64 },
     /// The lease is not the job's current one (410).
     #[error("the lease is no longer current")]
     StaleLease,

@@ -6,6 +6,7 @@ use super::column::{RowExt, size};
 use super::{Db, JobId, LeaseId, StoreError};
 use crate::store::jobs::EventsAppended;
 use gantry_protocol::Conclusion;
+use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
 
 /// An event to store, numbered by the agent from 0 without gaps.
@@ -71,6 +72,73 @@ pub struct Step {
     pub finished_ms: Option<i64>,
 }
 
+/// Stores `events` (skipping numbers stored already) and upserts `steps`; answers the next
+/// expected `seq`. The caller holds the job's lease in the transaction of `conn`.
+pub(crate) async fn store_events(
+    conn: &mut AnyConnection,
+    job_id: &JobId,
+    events: &[NewJobEvent],
+    steps: &[Step],
+    now_ms: i64,
+) -> Result<u64, StoreError> {
+    for event in events {
+        sqlx::query(
+            "INSERT INTO job_events (job_id, seq, event, received_ms) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (job_id, seq) DO NOTHING",
+        )
+        .bind(job_id.as_str())
+        .bind(size(event.seq))
+        .bind(event.event.as_str())
+        .bind(now_ms)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for step in steps {
+        upsert_step_row(conn, job_id, step).await?;
+    }
+    let next: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(seq) + 1, 0) FROM job_events WHERE job_id = $1")
+            .bind(job_id.as_str())
+            .fetch_one(&mut *conn)
+            .await?;
+    u64::try_from(next).map_err(|_| StoreError::corrupt("event seq", next))
+}
+
+/// Upserts one step: a later report of a step (its end) leaves what an earlier one said (its
+/// start) in place where it leaves fields out.
+async fn upsert_step_row(
+    conn: &mut AnyConnection,
+    job_id: &JobId,
+    step: &Step,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO steps (job_id, number, name, status, outcome, conclusion, \
+             log_start, log_end, started_ms, finished_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (job_id, number) DO UPDATE SET name = excluded.name, \
+             status = excluded.status, \
+             outcome = COALESCE(excluded.outcome, steps.outcome), \
+             conclusion = COALESCE(excluded.conclusion, steps.conclusion), \
+             log_start = COALESCE(steps.log_start, excluded.log_start), \
+             log_end = COALESCE(excluded.log_end, steps.log_end), \
+             started_ms = COALESCE(steps.started_ms, excluded.started_ms), \
+             finished_ms = COALESCE(excluded.finished_ms, steps.finished_ms)",
+    )
+    .bind(job_id.as_str())
+    .bind(i64::from(step.number))
+    .bind(step.name.as_str())
+    .bind(step.status.as_str())
+    .bind(step.outcome.map(Conclusion::as_str))
+    .bind(step.conclusion.map(Conclusion::as_str))
+    .bind(step.log_start.map(size))
+    .bind(step.log_end.map(size))
+    .bind(step.started_ms)
+    .bind(step.finished_ms)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 fn decode_step(row: &AnyRow) -> Result<Step, StoreError> {
     let number = row.int("number")?;
     let offset = |column: &'static str| -> Result<Option<u64>, StoreError> {
@@ -103,28 +171,24 @@ impl Db {
         events: &[NewJobEvent],
         now_ms: i64,
     ) -> Result<EventsAppended, StoreError> {
+        self.record_job_events(job_id, lease_id, events, &[], now_ms)
+            .await
+    }
+
+    /// [`Db::insert_job_events`] and [`Db::upsert_step`] for each of `steps`, in one
+    /// transaction: what one events request of an agent reports.
+    pub async fn record_job_events(
+        &self,
+        job_id: &JobId,
+        lease_id: &LeaseId,
+        events: &[NewJobEvent],
+        steps: &[Step],
+        now_ms: i64,
+    ) -> Result<EventsAppended, StoreError> {
         let outcome = lease_tx!(self, "insert_job_events", job_id, lease_id, |conn, job| {
-            for event in events {
-                sqlx::query(
-                    "INSERT INTO job_events (job_id, seq, event, received_ms) \
-                         VALUES ($1, $2, $3, $4) ON CONFLICT (job_id, seq) DO NOTHING",
-                )
-                .bind(job_id.as_str())
-                .bind(size(event.seq))
-                .bind(event.event.as_str())
-                .bind(now_ms)
-                .execute(&mut *conn)
-                .await?;
-            }
-            let next: i64 = sqlx::query_scalar(
-                "SELECT COALESCE(MAX(seq) + 1, 0) FROM job_events WHERE job_id = $1",
-            )
-            .bind(job_id.as_str())
-            .fetch_one(&mut *conn)
-            .await?;
+            let next_seq = store_events(conn, job_id, events, steps, now_ms).await?;
             Ok(EventsAppended {
-                next_seq: u64::try_from(next)
-                    .map_err(|_| StoreError::corrupt("event seq", next))?,
+                next_seq,
                 cancel_requested: job.cancel_requested,
             })
         })?;
@@ -174,35 +238,8 @@ impl Db {
         lease_id: &LeaseId,
         step: &Step,
     ) -> Result<(), StoreError> {
-        // A later report of a step (its end) leaves what an earlier one said (its start) in
-        // place: fields it leaves out are kept.
         let outcome = lease_tx!(self, "upsert_step", job_id, lease_id, |conn, _job| {
-            sqlx::query(
-                "INSERT INTO steps (job_id, number, name, status, outcome, conclusion, \
-                     log_start, log_end, started_ms, finished_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                     ON CONFLICT (job_id, number) DO UPDATE SET name = excluded.name, \
-                     status = excluded.status, \
-                     outcome = COALESCE(excluded.outcome, steps.outcome), \
-                     conclusion = COALESCE(excluded.conclusion, steps.conclusion), \
-                     log_start = COALESCE(steps.log_start, excluded.log_start), \
-                     log_end = COALESCE(excluded.log_end, steps.log_end), \
-                     started_ms = COALESCE(steps.started_ms, excluded.started_ms), \
-                     finished_ms = COALESCE(excluded.finished_ms, steps.finished_ms)",
-            )
-            .bind(job_id.as_str())
-            .bind(i64::from(step.number))
-            .bind(step.name.as_str())
-            .bind(step.status.as_str())
-            .bind(step.outcome.map(Conclusion::as_str))
-            .bind(step.conclusion.map(Conclusion::as_str))
-            .bind(step.log_start.map(size))
-            .bind(step.log_end.map(size))
-            .bind(step.started_ms)
-            .bind(step.finished_ms)
-            .execute(&mut *conn)
-            .await?;
-            Ok(())
+            upsert_step_row(conn, job_id, step).await
         })?;
         outcome.ok_or_else(|| {
             StoreError::Gone(format!("job {job_id} is not running under this lease"))

@@ -9,7 +9,12 @@
 //! expired ([`Db::expire_leases`] clears it), or it was given to someone else.
 
 use super::column::{RowExt, conclusion_str, from_json, reason_json, to_json};
-use super::{AgentId, Backend, Db, FinishError, JobId, LeaseId, RepositoryId, RunId, StoreError};
+use super::events::{NewJobEvent, Step, store_events};
+use super::logs::append as append_log;
+use super::{
+    AgentId, Backend, Db, FinishError, JobId, LeaseId, LogAppendError, RepositoryId, RunId,
+    StoreError,
+};
 use gantry_protocol::{Conclusion, FailureReason};
 use indexmap::IndexMap;
 use sqlx::AnyConnection;
@@ -416,6 +421,17 @@ pub(crate) async fn insert_job_row(
 }
 
 /// The lease-related state of a job, read (and on PostgreSQL row-locked) inside a write.
+/// What an agent sends along with a job's result ([`Db::finish_job_with`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FinalReport {
+    /// Log bytes not sent before, at their offset.
+    pub log_tail: Option<(u64, Vec<u8>)>,
+    /// Events not sent before.
+    pub events: Vec<NewJobEvent>,
+    /// The steps those events start or end.
+    pub steps: Vec<Step>,
+}
+
 pub(crate) struct LeasedJob {
     pub cancel_requested: bool,
     pub log_size: u64,
@@ -881,14 +897,39 @@ impl Db {
         finish: &JobFinish,
         now_ms: i64,
     ) -> Result<FinishOutcome, FinishError> {
+        self.finish_job_with(job_id, lease_id, &FinalReport::default(), finish, now_ms)
+            .await
+    }
+
+    /// [`Db::finish_job`] with what the agent had not sent yet, in the same transaction: the
+    /// end of the log at its offset (as [`Db::append_log_chunk`] takes it) and the last events
+    /// and steps (as [`Db::record_job_events`]). A short job reports everything in one request.
+    ///
+    /// The log tail is appended first and `log_size` checked against the result: a tail that
+    /// leaves a gap gives `LogSizeMismatch` with the stored size (the agent sends from there);
+    /// one that differs from bytes stored already gives `LogConflict`. A repeat after the
+    /// result was recorded gets `AlreadyRecorded`, and the report is not looked at again.
+    pub async fn finish_job_with(
+        &self,
+        job_id: &JobId,
+        lease_id: &LeaseId,
+        report: &FinalReport,
+        finish: &JobFinish,
+        now_ms: i64,
+    ) -> Result<FinishOutcome, FinishError> {
         let backend = self.backend();
+        let cap = self.config().log_cap_bytes;
         let reason = finish.reason.as_ref().map(reason_json).transpose()?;
         let outputs = to_json("job outputs", &finish.outputs)?;
         let outcome = write_tx!(self, "finish_job", |conn| {
             let lock = match backend {
-                Backend::Sqlite => "SELECT status, lease_id, log_size FROM jobs WHERE id = $1",
+                Backend::Sqlite => {
+                    "SELECT status, lease_id, cancel_requested, log_size, log_stored, \
+                     log_truncated FROM jobs WHERE id = $1"
+                }
                 Backend::Postgres => {
-                    "SELECT status, lease_id, log_size FROM jobs WHERE id = $1 FOR UPDATE"
+                    "SELECT status, lease_id, cancel_requested, log_size, log_stored, \
+                     log_truncated FROM jobs WHERE id = $1 FOR UPDATE"
                 }
             };
             let Some(row) = sqlx::query(lock)
@@ -914,12 +955,37 @@ impl Db {
                 (JobStatus::Running, true) => {}
                 _ => return Ok(Leased::Stale),
             }
-            let stored = row.unsigned("log_size")?;
+            let mut stored = row.unsigned("log_size")?;
+            if let Some((offset, bytes)) = &report.log_tail {
+                let leased = LeasedJob {
+                    cancel_requested: row.flag("cancel_requested")?,
+                    log_size: stored,
+                    log_stored: row.unsigned("log_stored")?,
+                    log_truncated: row.flag("log_truncated")?,
+                };
+                match append_log(conn, job_id, leased, *offset, bytes, cap).await? {
+                    Ok(appended) => stored = appended.next_offset,
+                    Err(LogAppendError::Gap { expected }) => {
+                        return Ok(Leased::Done(Err(FinishError::LogSizeMismatch {
+                            stored: expected,
+                            reported: finish.log_size,
+                        })));
+                    }
+                    Err(LogAppendError::Conflict { offset }) => {
+                        return Ok(Leased::Done(Err(FinishError::LogConflict { offset })));
+                    }
+                    Err(LogAppendError::StaleLease) => return Ok(Leased::Stale),
+                    Err(LogAppendError::Store(e)) => return Err(e),
+                }
+            }
             if stored != finish.log_size {
                 return Ok(Leased::Done(Err(FinishError::LogSizeMismatch {
                     stored,
                     reported: finish.log_size,
                 })));
+            }
+            if !report.events.is_empty() || !report.steps.is_empty() {
+                store_events(conn, job_id, &report.events, &report.steps, now_ms).await?;
             }
             let sql = sqlx::AssertSqlSafe(format!(
                 "UPDATE jobs SET status = 'completed', conclusion = $2, reason = $3, \

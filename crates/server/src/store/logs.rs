@@ -111,7 +111,7 @@ async fn insert_chunk(
 }
 
 /// The inside of [`Db::append_log_chunk`], under a current lease.
-async fn append(
+pub(crate) async fn append(
     conn: &mut AnyConnection,
     job_id: &JobId,
     job: LeasedJob,

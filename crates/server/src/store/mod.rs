@@ -185,7 +185,8 @@ pub use ids::{
     SecretId, StatusId,
 };
 pub use jobs::{
-    CancelOutcome, CancelTarget, ClaimedJob, EventsAppended, ExpiredJob, FinishOutcome, Job,
+    CancelOutcome, CancelTarget, ClaimedJob, EventsAppended, ExpiredJob, FinalReport, FinishOutcome,
+    Job,
     JobFinish, JobProgress, JobSource, JobStatus, LeaseState, NewJob, QueuedJob,
 };
 pub use logs::{LogAppended, LogState, TRUNCATION_MARKER};

@@ -4,7 +4,7 @@
 use super::fixture::{Fixture, NOW, agent, new_job, new_run, repository};
 use gantry_protocol::{Conclusion, FailureReason};
 use gantry_server::store::{
-    CancelTarget, ClaimedJob, Db, FinishError, FinishOutcome, JobFinish, JobStatus, LeaseId,
+    CancelTarget, ClaimedJob, Db, FinalReport, FinishError, FinishOutcome, JobFinish, JobStatus, LeaseId,
     LogAppendError, NewJobEvent, Step, StepStatus, StoreError,
 };
 use indexmap::IndexMap;
@@ -453,7 +453,87 @@ async fn a_cancelled_job_whose_agent_is_lost_ends_cancelled(fx: Fixture) {
     assert_eq!(other.reason, Some(FailureReason::AgentLost));
 }
 
+/// A short job's last log bytes and events arrive with its result: stored together, or not at
+/// all when the log does not line up.
+async fn a_finish_carrying_the_log_end_and_last_events_stores_them_with_the_result(fx: Fixture) {
+    let db = fx.db().await;
+    let claimed = claimed_job(&db, "build").await;
+    let (job_id, lease) = (&claimed.job.id, &claimed.lease_id);
+    db.append_log_chunk(job_id, lease, 0, b"hello ")
+        .await
+        .expect("first chunk");
+    let step = Step {
+        number: 1,
+        name: "Greet".into(),
+        status: StepStatus::Completed,
+        outcome: Some(Conclusion::Success),
+        conclusion: Some(Conclusion::Success),
+        log_start: None,
+        log_end: Some(12),
+        started_ms: Some(NOW),
+        finished_ms: Some(NOW + 3),
+    };
+    let report = |offset: u64, text: &str| FinalReport {
+        log_tail: Some((offset, text.as_bytes().to_vec())),
+        events: vec![NewJobEvent {
+            seq: 0,
+            event: r#"{"event":"step_finished"}"#.into(),
+        }],
+        steps: vec![step.clone()],
+    };
+    let finish = |log_size: u64| JobFinish {
+        conclusion: Conclusion::Success,
+        reason: None,
+        outputs: IndexMap::new(),
+        log_size,
+    };
+
+    // A tail that leaves a gap: the stored size comes back, and nothing of the report stays.
+    let gap = db
+        .finish_job_with(job_id, lease, &report(8, "world\n"), &finish(14), NOW + 5)
+        .await;
+    assert!(
+        matches!(gap, Err(FinishError::LogSizeMismatch { stored: 6, .. })),
+        "{gap:?}"
+    );
+    // A tail that says something else than the bytes stored: refused, nothing stored.
+    let differs = db
+        .finish_job_with(job_id, lease, &report(0, "HELLO world\n"), &finish(12), NOW + 5)
+        .await;
+    assert!(
+        matches!(differs, Err(FinishError::LogConflict { offset: 0 })),
+        "{differs:?}"
+    );
+    assert!(db.list_job_events(job_id, 0, 10).await.expect("events").is_empty());
+    assert!(db.list_steps(job_id).await.expect("steps").is_empty());
+    assert_eq!(db.get_job(job_id).await.expect("job").status, JobStatus::Running);
+
+    // The tail from the stored end (repeating a stored byte is fine): all of it recorded.
+    let outcome = db
+        .finish_job_with(job_id, lease, &report(5, " world\n"), &finish(12), NOW + 5)
+        .await
+        .expect("finish");
+    let FinishOutcome::Recorded(job) = outcome else {
+        panic!("not recorded: {outcome:?}");
+    };
+    assert_eq!(job.status, JobStatus::Completed);
+    assert_eq!(job.log_size, 12);
+    assert_eq!(db.read_log(job_id, 0..100).await.expect("log"), b"hello world\n");
+    let events = db.list_job_events(job_id, 0, 10).await.expect("events");
+    assert_eq!(events.len(), 1);
+    assert_eq!(db.list_steps(job_id).await.expect("steps"), [step.clone()]);
+
+    // Sent again after a lost answer: acknowledged as recorded, the log not appended twice.
+    let again = db
+        .finish_job_with(job_id, lease, &report(6, "world\n"), &finish(12), NOW + 6)
+        .await
+        .expect("finish again");
+    assert!(matches!(again, FinishOutcome::AlreadyRecorded(_)), "{again:?}");
+    assert_eq!(db.read_log(job_id, 0..100).await.expect("log"), b"hello world\n");
+}
+
 store_tests!(
+    a_finish_carrying_the_log_end_and_last_events_stores_them_with_the_result,
     a_cancelled_job_whose_agent_is_lost_ends_cancelled,
     a_heartbeat_extends_the_lease_and_a_stale_lease_is_refused,
     an_expired_lease_fails_the_job_as_agent_lost_and_a_retry_is_queued,
