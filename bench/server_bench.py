@@ -305,6 +305,9 @@ def bench_throughput(server, root, jobs, memory, agents):
         done += sum(1 for j in detail["jobs"] if j["conclusion"] == "success")
         if r["conclusion"] != "success":
             print(f"  warning: run {r['id']} ended {r['conclusion']}")
+    stored = max(r["created_ms"] for r in runs) / 1000 - sent
+    print(f"  the {pushes} runs were stored (webhooks answered, ingested) within {stored:.1f} s "
+          "of the first webhook")
     print(f"throughput: {done} one-step jobs ({pushes} pushes x {legs} legs) in {elapsed:.1f} s "
           f"= {done / elapsed:.1f} jobs/s; server peak VmRSS {memory.peak_kib / 1024:.1f} MiB")
     print(f"  CPU: server {server_cpu:.1f} s ({server_cpu / done * 1000:.1f} ms/job), agents "

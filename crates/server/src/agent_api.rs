@@ -8,9 +8,9 @@ use crate::app::{AppState, now_ms};
 use crate::error::ApiError;
 use crate::secret::secret_aad;
 use crate::store::{
-    Agent, AgentId, AgentStatus, ClaimedJob, FinalReport, FinishError, FinishOutcome, JobFinish, JobId, LeaseId,
-    LogAppendError, NewAgent, NewJobEvent, Step, StepStatus, StoreError, generate_token,
-    hash_token,
+    Agent, AgentId, AgentStatus, ClaimedJob, FinalReport, FinishError, FinishOutcome, JobFinish,
+    JobId, LeaseId, LogAppendError, NewAgent, NewJobEvent, Step, StepStatus, StoreError,
+    generate_token, hash_token,
 };
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -53,7 +53,7 @@ impl FromRequestParts<Arc<AppState>> for AuthAgent {
         let token = bearer(parts).ok_or(ApiError::Unauthorized)?;
         let agent = state
             .db
-            .find_agent_by_credential_hash(&hash_token(token))
+            .authenticate_agent(&hash_token(token))
             .await
             .map_err(store_error)?
             .ok_or(ApiError::Unauthorized)?;
@@ -203,21 +203,20 @@ async fn poll(
 /// scope allows (none for untrusted runs), and where to fetch the code.
 async fn assignment(state: &AppState, claimed: ClaimedJob) -> Result<JobAssignment, ApiError> {
     let job = &claimed.job;
-    let run = state.db.get_run(&job.run_id).await.map_err(store_error)?;
     let mut spec: JobSpec = serde_json::from_str(&job.spec)
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("job {} spec unreadable: {e}", job.id)))?;
     if let Some(github) = spec.github.as_object_mut() {
         github.insert(
             "run_id".into(),
-            serde_json::Value::String(run.id.to_string()),
+            serde_json::Value::String(job.run_id.to_string()),
         );
         github.insert(
             "run_number".into(),
-            serde_json::Value::String(run.number.to_string()),
+            serde_json::Value::String(claimed.source.run_number.to_string()),
         );
         github.insert(
             "run_attempt".into(),
-            serde_json::Value::String(run.attempt.to_string()),
+            serde_json::Value::String(claimed.source.run_attempt.to_string()),
         );
     }
     let secrets = if claimed.source.trusted {
@@ -225,13 +224,17 @@ async fn assignment(state: &AppState, claimed: ClaimedJob) -> Result<JobAssignme
     } else {
         IndexMap::new()
     };
-    // A fork's commit is fetched from the fork.
-    let context: serde_json::Value = serde_json::from_str(&run.context).unwrap_or_default();
-    let fork_url = context
-        .pointer("/payload/pull_request/head/repo/clone_url")
-        .and_then(|v| v.as_str())
-        .filter(|_| !claimed.source.trusted)
-        .map(str::to_owned);
+    // A fork's commit is fetched from the fork (only untrusted runs come from forks).
+    let fork_url = if claimed.source.trusted {
+        None
+    } else {
+        let run = state.db.get_run(&job.run_id).await.map_err(store_error)?;
+        let context: serde_json::Value = serde_json::from_str(&run.context).unwrap_or_default();
+        context
+            .pointer("/payload/pull_request/head/repo/clone_url")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
     Ok(JobAssignment {
         job_id: job.id.to_string(),
         lease_id: claimed.lease_id.to_string(),

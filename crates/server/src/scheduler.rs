@@ -22,9 +22,19 @@ const GATHER: Duration = Duration::from_millis(2);
 
 /// Runs forever: a round when woken, and every second.
 pub async fn run_scheduler(state: Arc<AppState>) {
+    let mut timers_due = tokio::time::Instant::now();
     loop {
         let woken = state.wake.scheduler.notified();
-        if let Err(e) = round(&state).await {
+        // Finished jobs wake the scheduler up to hundreds of times a second; the clock's
+        // work (expired leases, queue timeouts, job timeouts) is done at most every 100 ms.
+        let now = tokio::time::Instant::now();
+        let result = if now >= timers_due {
+            timers_due = now + TIMERS_EVERY;
+            round(&state).await
+        } else {
+            advance_runs(&state).await
+        };
+        if let Err(e) = result {
             tracing::warn!(error = %e, "scheduler round failed; retrying");
         }
         tokio::select! {
@@ -44,7 +54,11 @@ fn leases_can_expire(state: &AppState, now: i64) -> bool {
     now >= state.started_ms.saturating_add(lease_ms)
 }
 
-/// One round of the scheduler.
+/// How often the scheduler looks at the clock's work when job results keep waking it.
+const TIMERS_EVERY: Duration = Duration::from_millis(100);
+
+/// One round of the scheduler: expired leases, queue and job timeouts, then
+/// [`advance_runs`].
 pub async fn round(state: &AppState) -> Result<(), StoreError> {
     let now = now_ms();
     let expired = if leases_can_expire(state, now) {
@@ -84,7 +98,12 @@ pub async fn round(state: &AppState) -> Result<(), StoreError> {
             .await?;
         state.wake.cancels.notify_waiters();
     }
+    advance_runs(state).await
+}
 
+/// The part of a round that follows jobs' results: feeds them to their runs' graphs, and
+/// releases concurrency groups.
+pub async fn advance_runs(state: &AppState) -> Result<(), StoreError> {
     let mut runs: BTreeSet<RunId> = state
         .db
         .list_unapplied_jobs(1000)

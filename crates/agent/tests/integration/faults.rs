@@ -139,9 +139,16 @@ async fn a_partly_accepted_chunk_is_resent_from_where_the_server_stopped() {
         .log_tail
         .as_ref()
         .map_or(0, |tail| tail.text.len());
-    assert!(tail <= 64 * 1024, "a {tail}-byte tail in the finish request");
+    assert!(
+        tail <= 64 * 1024,
+        "a {tail}-byte tail in the finish request"
+    );
     let needed = (record.log.len() - tail).div_ceil(1000);
-    assert!(needed >= 2, "{tail} of {} bytes went with the result", record.log.len());
+    assert!(
+        needed >= 2,
+        "{tail} of {} bytes went with the result",
+        record.log.len()
+    );
     assert!(
         server.calls("logs").len() >= needed,
         "{} calls for {} bytes",

@@ -378,8 +378,16 @@ async fn a_short_job_is_reported_in_one_request_after_its_claim() {
     );
     assert!(record.violations.is_empty(), "{:?}", record.violations);
     // The log, the step's start and end and the result: one finish request.
-    assert!(server.calls("logs").is_empty(), "{:?}", server.calls("logs"));
-    assert!(server.calls("events").is_empty(), "{:?}", server.calls("events"));
+    assert!(
+        server.calls("logs").is_empty(),
+        "{:?}",
+        server.calls("logs")
+    );
+    assert!(
+        server.calls("events").is_empty(),
+        "{:?}",
+        server.calls("events")
+    );
     assert_eq!(record.finishes.len(), 1);
     assert_eq!(record.tails, 1);
     assert_eq!(record.finishes[0].log_size, record.log.len() as u64);

@@ -6,6 +6,8 @@ use super::jobs::ExpiredJob;
 use super::{AgentId, Db, StoreError};
 use sqlx::AnyConnection;
 use sqlx::any::AnyRow;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 /// What an agent is doing, as it reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -168,6 +170,26 @@ impl Db {
         })
     }
 
+    /// [`Db::find_agent_by_credential_hash`] for the agent API, which asks for every request
+    /// of every agent: an answer is reused for up to two seconds (its `status` and
+    /// `last_seen_ms` may be that old). Revoking an agent through this `Db` forgets it at
+    /// once; what a revoked agent could still try is refused anyway: its leases end with the
+    /// revocation and a claim reads `revoked` in its own transaction.
+    pub async fn authenticate_agent(
+        &self,
+        credential_hash: &str,
+    ) -> Result<Option<Agent>, StoreError> {
+        let cache = &self.inner.agents;
+        if let Some(agent) = cache.get(credential_hash) {
+            return Ok(Some(agent));
+        }
+        let found = self.find_agent_by_credential_hash(credential_hash).await?;
+        if let Some(agent) = &found {
+            cache.put(credential_hash, agent);
+        }
+        Ok(found)
+    }
+
     /// All agents, revoked ones included, by name.
     pub async fn list_agents(&self) -> Result<Vec<Agent>, StoreError> {
         read_conn!(self, "list_agents", |conn| {
@@ -233,7 +255,7 @@ impl Db {
         id: &AgentId,
         now_ms: i64,
     ) -> Result<Vec<ExpiredJob>, StoreError> {
-        write_tx!(self, "revoke_agent", |conn| {
+        let ended = write_tx!(self, "revoke_agent", |conn| {
             let done =
                 sqlx::query("UPDATE agents SET revoked = 1, status = 'offline' WHERE id = $1")
                     .bind(id.as_str())
@@ -243,6 +265,48 @@ impl Db {
                 return Err(StoreError::not_found("agent", id));
             }
             super::jobs::end_lost_jobs(conn, super::jobs::LostAgent::Revoked(id), now_ms).await
-        })
+        });
+        self.inner.agents.forget(id);
+        ended
+    }
+}
+
+/// Recently authenticated agents by credential hash ([`Db::authenticate_agent`]).
+#[derive(Default)]
+pub(crate) struct CredentialCache {
+    entries: std::sync::Mutex<HashMap<String, (Agent, Instant)>>,
+}
+
+impl CredentialCache {
+    /// How long an entry is used.
+    const TTL: Duration = Duration::from_secs(2);
+    /// More entries than this (agents polling within two seconds) and the cache starts over.
+    const MAX: usize = 4096;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Agent, Instant)>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn get(&self, credential_hash: &str) -> Option<Agent> {
+        let entries = self.lock();
+        let (agent, at) = entries.get(credential_hash)?;
+        (at.elapsed() < Self::TTL).then(|| agent.clone())
+    }
+
+    fn put(&self, credential_hash: &str, agent: &Agent) {
+        let mut entries = self.lock();
+        if entries.len() >= Self::MAX {
+            entries.retain(|_, (_, at)| at.elapsed() < Self::TTL);
+            if entries.len() >= Self::MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(credential_hash.to_owned(), (agent.clone(), Instant::now()));
+    }
+
+    fn forget(&self, id: &AgentId) {
+        self.lock().retain(|_, (agent, _)| &agent.id != id);
     }
 }

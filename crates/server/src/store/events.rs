@@ -72,30 +72,88 @@ pub struct Step {
     pub finished_ms: Option<i64>,
 }
 
-/// Stores `events` (skipping numbers stored already) and upserts `steps`; answers the next
-/// expected `seq`. The caller holds the job's lease in the transaction of `conn`.
+/// Stores `events` (skipping numbers stored already) and upserts `steps`, a few statements
+/// for any number of them. The caller holds the job's lease in the transaction of `conn`.
 pub(crate) async fn store_events(
     conn: &mut AnyConnection,
     job_id: &JobId,
     events: &[NewJobEvent],
     steps: &[Step],
     now_ms: i64,
-) -> Result<u64, StoreError> {
-    for event in events {
-        sqlx::query(
-            "INSERT INTO job_events (job_id, seq, event, received_ms) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (job_id, seq) DO NOTHING",
-        )
-        .bind(job_id.as_str())
-        .bind(size(event.seq))
-        .bind(event.event.as_str())
-        .bind(now_ms)
-        .execute(&mut *conn)
-        .await?;
+) -> Result<(), StoreError> {
+    for rows in events.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO job_events (job_id, seq, event, received_ms) VALUES {} \
+             ON CONFLICT (job_id, seq) DO NOTHING",
+            placeholders(rows.len(), 4)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for event in rows {
+            query = query
+                .bind(job_id.as_str())
+                .bind(size(event.seq))
+                .bind(event.event.as_str())
+                .bind(now_ms);
+        }
+        query.execute(&mut *conn).await?;
     }
+    // One row per step number (PostgreSQL refuses to upsert a row twice in one statement).
+    let mut merged: Vec<Step> = Vec::with_capacity(steps.len());
     for step in steps {
-        upsert_step_row(conn, job_id, step).await?;
+        match merged.iter_mut().find(|s| s.number == step.number) {
+            Some(earlier) => *earlier = merge_step(earlier, step),
+            None => merged.push(step.clone()),
+        }
     }
+    for rows in merged.chunks(ROWS_PER_STATEMENT) {
+        upsert_steps(conn, job_id, rows).await?;
+    }
+    Ok(())
+}
+
+/// Rows per multi-row statement: far below SQLite's and PostgreSQL's limits on parameters.
+const ROWS_PER_STATEMENT: usize = 100;
+
+/// `($1, $2, ..), ($n+1, ..)` for `rows` rows of `columns` parameters.
+fn placeholders(rows: usize, columns: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        if row > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(row * columns + column + 1).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// Two reports of one step as one, by the rules of [`Db::upsert_step`].
+fn merge_step(earlier: &Step, later: &Step) -> Step {
+    Step {
+        number: later.number,
+        name: later.name.clone(),
+        status: later.status,
+        outcome: later.outcome.or(earlier.outcome),
+        conclusion: later.conclusion.or(earlier.conclusion),
+        log_start: earlier.log_start.or(later.log_start),
+        log_end: later.log_end.or(earlier.log_end),
+        started_ms: earlier.started_ms.or(later.started_ms),
+        finished_ms: later.finished_ms.or(earlier.finished_ms),
+    }
+}
+
+/// The next `seq` the job's events expect: one past the highest stored.
+pub(crate) async fn next_event_seq(
+    conn: &mut AnyConnection,
+    job_id: &JobId,
+) -> Result<u64, StoreError> {
     let next: i64 =
         sqlx::query_scalar("SELECT COALESCE(MAX(seq) + 1, 0) FROM job_events WHERE job_id = $1")
             .bind(job_id.as_str())
@@ -104,38 +162,44 @@ pub(crate) async fn store_events(
     u64::try_from(next).map_err(|_| StoreError::corrupt("event seq", next))
 }
 
-/// Upserts one step: a later report of a step (its end) leaves what an earlier one said (its
-/// start) in place where it leaves fields out.
-async fn upsert_step_row(
+/// Upserts steps with distinct numbers: a later report of a step (its end) leaves what an
+/// earlier one said (its start) in place where it leaves fields out.
+async fn upsert_steps(
     conn: &mut AnyConnection,
     job_id: &JobId,
-    step: &Step,
+    steps: &[Step],
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    if steps.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
         "INSERT INTO steps (job_id, number, name, status, outcome, conclusion, \
-             log_start, log_end, started_ms, finished_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             ON CONFLICT (job_id, number) DO UPDATE SET name = excluded.name, \
-             status = excluded.status, \
-             outcome = COALESCE(excluded.outcome, steps.outcome), \
-             conclusion = COALESCE(excluded.conclusion, steps.conclusion), \
-             log_start = COALESCE(steps.log_start, excluded.log_start), \
-             log_end = COALESCE(excluded.log_end, steps.log_end), \
-             started_ms = COALESCE(steps.started_ms, excluded.started_ms), \
-             finished_ms = COALESCE(excluded.finished_ms, steps.finished_ms)",
-    )
-    .bind(job_id.as_str())
-    .bind(i64::from(step.number))
-    .bind(step.name.as_str())
-    .bind(step.status.as_str())
-    .bind(step.outcome.map(Conclusion::as_str))
-    .bind(step.conclusion.map(Conclusion::as_str))
-    .bind(step.log_start.map(size))
-    .bind(step.log_end.map(size))
-    .bind(step.started_ms)
-    .bind(step.finished_ms)
-    .execute(&mut *conn)
-    .await?;
+         log_start, log_end, started_ms, finished_ms) VALUES {} \
+         ON CONFLICT (job_id, number) DO UPDATE SET name = excluded.name, \
+         status = excluded.status, \
+         outcome = COALESCE(excluded.outcome, steps.outcome), \
+         conclusion = COALESCE(excluded.conclusion, steps.conclusion), \
+         log_start = COALESCE(steps.log_start, excluded.log_start), \
+         log_end = COALESCE(excluded.log_end, steps.log_end), \
+         started_ms = COALESCE(steps.started_ms, excluded.started_ms), \
+         finished_ms = COALESCE(excluded.finished_ms, steps.finished_ms)",
+        placeholders(steps.len(), 10)
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for step in steps {
+        query = query
+            .bind(job_id.as_str())
+            .bind(i64::from(step.number))
+            .bind(step.name.as_str())
+            .bind(step.status.as_str())
+            .bind(step.outcome.map(Conclusion::as_str))
+            .bind(step.conclusion.map(Conclusion::as_str))
+            .bind(step.log_start.map(size))
+            .bind(step.log_end.map(size))
+            .bind(step.started_ms)
+            .bind(step.finished_ms);
+    }
+    query.execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -186,7 +250,8 @@ impl Db {
         now_ms: i64,
     ) -> Result<EventsAppended, StoreError> {
         let outcome = lease_tx!(self, "insert_job_events", job_id, lease_id, |conn, job| {
-            let next_seq = store_events(conn, job_id, events, steps, now_ms).await?;
+            store_events(conn, job_id, events, steps, now_ms).await?;
+            let next_seq = next_event_seq(conn, job_id).await?;
             Ok(EventsAppended {
                 next_seq,
                 cancel_requested: job.cancel_requested,
@@ -239,7 +304,7 @@ impl Db {
         step: &Step,
     ) -> Result<(), StoreError> {
         let outcome = lease_tx!(self, "upsert_step", job_id, lease_id, |conn, _job| {
-            upsert_step_row(conn, job_id, step).await
+            upsert_steps(conn, job_id, std::slice::from_ref(step)).await
         })?;
         outcome.ok_or_else(|| {
             StoreError::Gone(format!("job {job_id} is not running under this lease"))

@@ -8,9 +8,9 @@
 //! with `Gone`/`StaleLease` when it is not the job's current lease: the job finished, its lease
 //! expired ([`Db::expire_leases`] clears it), or it was given to someone else.
 
-use super::column::{RowExt, conclusion_str, from_json, reason_json, to_json};
+use super::column::{RowExt, conclusion_str, flag, from_json, reason_json, size, to_json};
 use super::events::{NewJobEvent, Step, store_events};
-use super::logs::append as append_log;
+use super::logs::{LogSizes, store_chunk};
 use super::{
     AgentId, Backend, Db, FinishError, JobId, LeaseId, LogAppendError, RepositoryId, RunId,
     StoreError,
@@ -137,6 +137,9 @@ pub struct JobSource {
     pub git_ref: String,
     /// False for runs of fork pull requests: no secrets.
     pub trusted: bool,
+    /// The run's number and attempt (`github.run_number`, `github.run_attempt`).
+    pub run_number: i64,
+    pub run_attempt: i64,
 }
 
 /// The lease after a heartbeat.
@@ -421,6 +424,21 @@ pub(crate) async fn insert_job_row(
 }
 
 /// The lease-related state of a job, read (and on PostgreSQL row-locked) inside a write.
+async fn store_log_sizes(
+    conn: &mut AnyConnection,
+    job_id: &JobId,
+    sizes: LogSizes,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE jobs SET log_size = $2, log_stored = $3, log_truncated = $4 WHERE id = $1")
+        .bind(job_id.as_str())
+        .bind(size(sizes.size))
+        .bind(size(sizes.stored))
+        .bind(flag(sizes.truncated))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// What an agent sends along with a job's result ([`Db::finish_job_with`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FinalReport {
@@ -680,32 +698,39 @@ impl Db {
         let backend = self.backend();
         let offered: HashSet<String> = agent_labels.iter().map(|l| l.to_lowercase()).collect();
         write_tx!(self, "claim_job", |conn| {
-            let revoked: Option<i64> =
-                sqlx::query_scalar("SELECT revoked FROM agents WHERE id = $1")
-                    .bind(agent_id.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            match revoked {
-                None => return Err(StoreError::not_found("agent", agent_id)),
-                Some(0) => {}
-                Some(_) => return Err(StoreError::Gone(format!("agent {agent_id} is revoked"))),
-            }
-            if let Some(status) = status {
-                sqlx::query("UPDATE agents SET last_seen_ms = $2, status = $3 WHERE id = $1")
+            // The agent is seen now (one statement when it is there and not revoked).
+            let touched = match status {
+                Some(status) => {
+                    sqlx::query(
+                        "UPDATE agents SET last_seen_ms = $2, status = $3 \
+                         WHERE id = $1 AND revoked = 0",
+                    )
                     .bind(agent_id.as_str())
                     .bind(now_ms)
                     .bind(status.as_str())
                     .execute(&mut *conn)
-                    .await?;
+                    .await?
+                    .rows_affected()
+                        > 0
+                }
+                None => false,
+            };
+            if !touched {
+                let revoked: Option<i64> =
+                    sqlx::query_scalar("SELECT revoked FROM agents WHERE id = $1")
+                        .bind(agent_id.as_str())
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                match revoked {
+                    None => return Err(StoreError::not_found("agent", agent_id)),
+                    Some(0) => {}
+                    Some(_) => {
+                        return Err(StoreError::Gone(format!("agent {agent_id} is revoked")));
+                    }
+                }
             }
-            let mut blocked: HashSet<String> = sqlx::query_scalar(
-                "SELECT DISTINCT concurrency_group FROM jobs \
-                 WHERE status = 'running' AND concurrency_group IS NOT NULL",
-            )
-            .fetch_all(&mut *conn)
-            .await?
-            .into_iter()
-            .collect();
+            // The groups with a running job, read when a candidate has a group.
+            let mut blocked: Option<HashSet<String>> = None;
             let mut after = (i64::MIN, String::new());
             let mut page = FIRST_PAGE;
             loop {
@@ -731,10 +756,22 @@ impl Db {
                         continue;
                     }
                     let group = candidate.opt_text("concurrency_group")?;
-                    if let Some(group) = &group
-                        && blocked.contains(group)
-                    {
-                        continue;
+                    if let Some(group) = &group {
+                        if blocked.is_none() {
+                            blocked = Some(
+                                sqlx::query_scalar(
+                                    "SELECT DISTINCT concurrency_group FROM jobs \
+                                     WHERE status = 'running' AND concurrency_group IS NOT NULL",
+                                )
+                                .fetch_all(&mut *conn)
+                                .await?
+                                .into_iter()
+                                .collect(),
+                            );
+                        }
+                        if blocked.as_ref().is_some_and(|b| b.contains(group)) {
+                            continue;
+                        }
                     }
                     if backend == Backend::Postgres {
                         let locked: Option<String> = sqlx::query_scalar(
@@ -766,7 +803,7 @@ impl Db {
                                 None
                             };
                             if !free || busy.is_some() {
-                                blocked.insert(group.clone());
+                                blocked.get_or_insert_default().insert(group.clone());
                                 continue;
                             }
                         }
@@ -798,14 +835,16 @@ impl Db {
                     .bind(now_ms)
                     .execute(&mut *conn)
                     .await?;
-                    sqlx::query("UPDATE agents SET last_seen_ms = $2 WHERE id = $1")
-                        .bind(agent_id.as_str())
-                        .bind(now_ms)
-                        .execute(&mut *conn)
-                        .await?;
+                    if !touched {
+                        sqlx::query("UPDATE agents SET last_seen_ms = $2 WHERE id = $1")
+                            .bind(agent_id.as_str())
+                            .bind(now_ms)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
                     let source = sqlx::query(
-                        "SELECT r.repository_id, p.name, p.clone_url, r.sha, r.git_ref, r.trusted \
-                         FROM runs r JOIN repositories p ON p.id = r.repository_id WHERE r.id = $1",
+                        "SELECT r.repository_id, p.name, p.clone_url, r.sha, r.git_ref, r.trusted, \
+                         r.number, r.attempt FROM runs r JOIN repositories p ON p.id = r.repository_id WHERE r.id = $1",
                     )
                     .bind(job.run_id.as_str())
                     .fetch_one(&mut *conn)
@@ -817,6 +856,8 @@ impl Db {
                         sha: source.text("sha")?,
                         git_ref: source.text("git_ref")?,
                         trusted: source.flag("trusted")?,
+                        run_number: source.int("number")?,
+                        run_attempt: source.int("attempt")?,
                     };
                     return Ok(Some(ClaimedJob {
                         job,
@@ -955,16 +996,21 @@ impl Db {
                 (JobStatus::Running, true) => {}
                 _ => return Ok(Leased::Stale),
             }
-            let mut stored = row.unsigned("log_size")?;
+            let mut sizes = LogSizes {
+                size: row.unsigned("log_size")?,
+                stored: row.unsigned("log_stored")?,
+                truncated: row.flag("log_truncated")?,
+            };
             if let Some((offset, bytes)) = &report.log_tail {
                 let leased = LeasedJob {
                     cancel_requested: row.flag("cancel_requested")?,
-                    log_size: stored,
-                    log_stored: row.unsigned("log_stored")?,
-                    log_truncated: row.flag("log_truncated")?,
+                    log_size: sizes.size,
+                    log_stored: sizes.stored,
+                    log_truncated: sizes.truncated,
                 };
-                match append_log(conn, job_id, leased, *offset, bytes, cap).await? {
-                    Ok(appended) => stored = appended.next_offset,
+                match store_chunk(conn, job_id, leased, *offset, bytes, cap).await? {
+                    Ok((_, Some(new_sizes))) => sizes = new_sizes,
+                    Ok((_, None)) => {}
                     Err(LogAppendError::Gap { expected }) => {
                         return Ok(Leased::Done(Err(FinishError::LogSizeMismatch {
                             stored: expected,
@@ -978,18 +1024,22 @@ impl Db {
                     Err(LogAppendError::Store(e)) => return Err(e),
                 }
             }
-            if stored != finish.log_size {
+            if sizes.size != finish.log_size {
+                // A tail that was stored stays (it was sent under the lease); the agent
+                // continues from the size stored.
+                if report.log_tail.is_some() {
+                    store_log_sizes(conn, job_id, sizes).await?;
+                }
                 return Ok(Leased::Done(Err(FinishError::LogSizeMismatch {
-                    stored,
+                    stored: sizes.size,
                     reported: finish.log_size,
                 })));
             }
-            if !report.events.is_empty() || !report.steps.is_empty() {
-                store_events(conn, job_id, &report.events, &report.steps, now_ms).await?;
-            }
+            store_events(conn, job_id, &report.events, &report.steps, now_ms).await?;
             let sql = sqlx::AssertSqlSafe(format!(
                 "UPDATE jobs SET status = 'completed', conclusion = $2, reason = $3, \
-                     outputs = $4, finished_ms = $5 WHERE id = $1 RETURNING {COLUMNS}"
+                     outputs = $4, finished_ms = $5, log_size = $6, log_stored = $7, \
+                     log_truncated = $8 WHERE id = $1 RETURNING {COLUMNS}"
             ));
             let row = sqlx::query(sql)
                 .bind(job_id.as_str())
@@ -997,6 +1047,9 @@ impl Db {
                 .bind(reason.as_deref())
                 .bind(outputs.as_str())
                 .bind(now_ms)
+                .bind(size(sizes.size))
+                .bind(size(sizes.stored))
+                .bind(flag(sizes.truncated))
                 .fetch_one(&mut *conn)
                 .await?;
             Ok(Leased::Done(Ok(FinishOutcome::Recorded(decode(&row)?))))

@@ -110,8 +110,16 @@ async fn insert_chunk(
     Ok(())
 }
 
+/// A job's log sizes after an append: `jobs.log_size`, `log_stored`, `log_truncated`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LogSizes {
+    pub size: u64,
+    pub stored: u64,
+    pub truncated: bool,
+}
+
 /// The inside of [`Db::append_log_chunk`], under a current lease.
-pub(crate) async fn append(
+async fn append(
     conn: &mut AnyConnection,
     job_id: &JobId,
     job: LeasedJob,
@@ -119,6 +127,31 @@ pub(crate) async fn append(
     bytes: &[u8],
     cap: u64,
 ) -> Result<Result<LogAppended, LogAppendError>, StoreError> {
+    let appended = store_chunk(conn, job_id, job, offset, bytes, cap).await?;
+    if let Ok((_, Some(sizes))) = &appended {
+        sqlx::query(
+            "UPDATE jobs SET log_size = $2, log_stored = $3, log_truncated = $4 WHERE id = $1",
+        )
+        .bind(job_id.as_str())
+        .bind(size(sizes.size))
+        .bind(size(sizes.stored))
+        .bind(flag(sizes.truncated))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(appended.map(|(answer, _)| answer))
+}
+
+/// Stores what is new in a chunk and answers the new sizes, when they changed, for the caller
+/// to write to the job's row in the same transaction.
+pub(crate) async fn store_chunk(
+    conn: &mut AnyConnection,
+    job_id: &JobId,
+    job: LeasedJob,
+    offset: u64,
+    bytes: &[u8],
+    cap: u64,
+) -> Result<Result<(LogAppended, Option<LogSizes>), LogAppendError>, StoreError> {
     let received = job.log_size;
     let answer = |next_offset, truncated| LogAppended {
         next_offset,
@@ -150,7 +183,7 @@ pub(crate) async fn append(
         }
     }
     if end <= received {
-        return Ok(Ok(answer(received, job.log_truncated)));
+        return Ok(Ok((answer(received, job.log_truncated), None)));
     }
     // The new tail: [received, end).
     let tail = &bytes
@@ -168,14 +201,12 @@ pub(crate) async fn append(
             truncated = true;
         }
     }
-    sqlx::query("UPDATE jobs SET log_size = $2, log_stored = $3, log_truncated = $4 WHERE id = $1")
-        .bind(job_id.as_str())
-        .bind(size(end))
-        .bind(size(stored))
-        .bind(flag(truncated))
-        .execute(&mut *conn)
-        .await?;
-    Ok(Ok(answer(end, truncated)))
+    let sizes = LogSizes {
+        size: end,
+        stored,
+        truncated,
+    };
+    Ok(Ok((answer(end, truncated), Some(sizes))))
 }
 
 impl Db {

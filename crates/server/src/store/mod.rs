@@ -185,9 +185,9 @@ pub use ids::{
     SecretId, StatusId,
 };
 pub use jobs::{
-    CancelOutcome, CancelTarget, ClaimedJob, EventsAppended, ExpiredJob, FinalReport, FinishOutcome,
-    Job,
-    JobFinish, JobProgress, JobSource, JobStatus, LeaseState, NewJob, QueuedJob,
+    CancelOutcome, CancelTarget, ClaimedJob, EventsAppended, ExpiredJob, FinalReport,
+    FinishOutcome, Job, JobFinish, JobProgress, JobSource, JobStatus, LeaseState, NewJob,
+    QueuedJob,
 };
 pub use logs::{LogAppended, LogState, TRUNCATION_MARKER};
 pub use outbox::{NewStatus, OutboxStatus};
@@ -273,6 +273,8 @@ struct Inner {
     /// SQLite only: the writers of this process take turns (see the module docs).
     writer: Option<tokio::sync::Mutex<()>>,
     config: StoreConfig,
+    /// Agents by credential hash, as [`Db::authenticate_agent`] last read them.
+    agents: agents::CredentialCache,
 }
 
 impl std::fmt::Debug for Db {
@@ -322,6 +324,10 @@ impl Db {
         let options = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(config.acquire_timeout)
+            // A ping before each use costs SQLite a round trip to the connection's thread and
+            // finds nothing: a local file does not go away under an open connection. A
+            // PostgreSQL connection can (a restarted server): it is checked.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -364,6 +370,7 @@ impl Db {
                 backend,
                 writer: (backend == Backend::Sqlite).then(|| tokio::sync::Mutex::new(())),
                 config,
+                agents: agents::CredentialCache::default(),
             }),
         })
     }

@@ -4,8 +4,8 @@
 use super::fixture::{Fixture, NOW, agent, new_job, new_run, repository};
 use gantry_protocol::{Conclusion, FailureReason};
 use gantry_server::store::{
-    CancelTarget, ClaimedJob, Db, FinalReport, FinishError, FinishOutcome, JobFinish, JobStatus, LeaseId,
-    LogAppendError, NewJobEvent, Step, StepStatus, StoreError,
+    CancelTarget, ClaimedJob, Db, FinalReport, FinishError, FinishOutcome, JobFinish, JobStatus,
+    LeaseId, LogAppendError, NewJobEvent, Step, StepStatus, StoreError,
 };
 use indexmap::IndexMap;
 
@@ -380,6 +380,45 @@ async fn events_are_stored_once_by_sequence_and_steps_are_upserted(fx: Fixture) 
     assert_eq!(db.list_steps(job_id).await.expect("steps"), [step.clone()]);
     let stale = db.upsert_step(job_id, &LeaseId::generate(), &step).await;
     assert!(matches!(stale, Err(StoreError::Gone(_))), "{stale:?}");
+
+    // A short step's start and end in one request: one row with both.
+    let started = Step {
+        number: 2,
+        name: "Test".into(),
+        status: StepStatus::Running,
+        outcome: None,
+        conclusion: None,
+        log_start: Some(42),
+        log_end: None,
+        started_ms: Some(NOW + 6),
+        finished_ms: None,
+    };
+    let ended = Step {
+        status: StepStatus::Completed,
+        outcome: Some(Conclusion::Success),
+        conclusion: Some(Conclusion::Success),
+        log_start: None,
+        log_end: Some(50),
+        started_ms: Some(NOW + 6),
+        finished_ms: Some(NOW + 8),
+        ..started.clone()
+    };
+    let answer = db
+        .record_job_events(
+            job_id,
+            lease,
+            &[event(3, "d"), event(4, "e")],
+            &[started, ended.clone()],
+            NOW + 8,
+        )
+        .await
+        .expect("events with steps");
+    assert_eq!(answer.next_seq, 5);
+    let both = Step {
+        log_start: Some(42),
+        ..ended
+    };
+    assert_eq!(db.list_steps(job_id).await.expect("steps"), [step, both]);
 }
 
 async fn revoking_an_agent_ends_its_leases(fx: Fixture) {
@@ -498,15 +537,29 @@ async fn a_finish_carrying_the_log_end_and_last_events_stores_them_with_the_resu
     );
     // A tail that says something else than the bytes stored: refused, nothing stored.
     let differs = db
-        .finish_job_with(job_id, lease, &report(0, "HELLO world\n"), &finish(12), NOW + 5)
+        .finish_job_with(
+            job_id,
+            lease,
+            &report(0, "HELLO world\n"),
+            &finish(12),
+            NOW + 5,
+        )
         .await;
     assert!(
         matches!(differs, Err(FinishError::LogConflict { offset: 0 })),
         "{differs:?}"
     );
-    assert!(db.list_job_events(job_id, 0, 10).await.expect("events").is_empty());
+    assert!(
+        db.list_job_events(job_id, 0, 10)
+            .await
+            .expect("events")
+            .is_empty()
+    );
     assert!(db.list_steps(job_id).await.expect("steps").is_empty());
-    assert_eq!(db.get_job(job_id).await.expect("job").status, JobStatus::Running);
+    assert_eq!(
+        db.get_job(job_id).await.expect("job").status,
+        JobStatus::Running
+    );
 
     // The tail from the stored end (repeating a stored byte is fine): all of it recorded.
     let outcome = db
@@ -518,7 +571,10 @@ async fn a_finish_carrying_the_log_end_and_last_events_stores_them_with_the_resu
     };
     assert_eq!(job.status, JobStatus::Completed);
     assert_eq!(job.log_size, 12);
-    assert_eq!(db.read_log(job_id, 0..100).await.expect("log"), b"hello world\n");
+    assert_eq!(
+        db.read_log(job_id, 0..100).await.expect("log"),
+        b"hello world\n"
+    );
     let events = db.list_job_events(job_id, 0, 10).await.expect("events");
     assert_eq!(events.len(), 1);
     assert_eq!(db.list_steps(job_id).await.expect("steps"), [step.clone()]);
@@ -528,8 +584,14 @@ async fn a_finish_carrying_the_log_end_and_last_events_stores_them_with_the_resu
         .finish_job_with(job_id, lease, &report(6, "world\n"), &finish(12), NOW + 6)
         .await
         .expect("finish again");
-    assert!(matches!(again, FinishOutcome::AlreadyRecorded(_)), "{again:?}");
-    assert_eq!(db.read_log(job_id, 0..100).await.expect("log"), b"hello world\n");
+    assert!(
+        matches!(again, FinishOutcome::AlreadyRecorded(_)),
+        "{again:?}"
+    );
+    assert_eq!(
+        db.read_log(job_id, 0..100).await.expect("log"),
+        b"hello world\n"
+    );
 }
 
 store_tests!(
