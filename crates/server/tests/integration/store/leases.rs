@@ -577,7 +577,10 @@ async fn a_finish_carrying_the_log_end_and_last_events_stores_them_with_the_resu
     );
     let events = db.list_job_events(job_id, 0, 10).await.expect("events");
     assert_eq!(events.len(), 1);
-    assert_eq!(db.list_steps(job_id).await.expect("steps"), [step.clone()]);
+    assert_eq!(
+        db.list_steps(job_id).await.expect("steps"),
+        std::slice::from_ref(&step)
+    );
 
     // Sent again after a lost answer: acknowledged as recorded, the log not appended twice.
     let again = db
