@@ -100,6 +100,7 @@ pub struct Cancel {
 /// and the outcome.
 pub async fn run_job(request: JobRequest, sink: Arc<dyn EventSink>, cancel: Cancel) -> JobOutcome {
     let started = Instant::now();
+    let pids = process::PidMark::now();
     let mut job = JobRun::new(request, sink, cancel);
     job.emit(EventKind::JobStarted {
         name: job.req.spec.name.clone(),
@@ -107,7 +108,7 @@ pub async fn run_job(request: JobRequest, sink: Arc<dyn EventSink>, cancel: Canc
     let (conclusion, reason) = job.run().await;
     let outputs = job.evaluate_outputs();
     // Nothing the job started outlives it.
-    let leftovers = process::kill_tracked_processes(&job.req.tracking_id);
+    let leftovers = process::kill_tracked_processes(&job.req.tracking_id, pids);
     if leftovers > 0 {
         job.log(
             None,

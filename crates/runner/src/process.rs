@@ -201,17 +201,89 @@ fn signal_group(pgid: Option<Pid>, signal: Signal) {
     }
 }
 
+/// Where the kernel's pid counter stood at a moment: the processes created since then have
+/// the pids handed out after it. A job's processes are all created after it starts, so the
+/// sweep at its end ([`kill_tracked_processes`]) reads the environment of those only, instead
+/// of every process of the machine.
+#[derive(Clone, Copy, Debug)]
+pub struct PidMark {
+    last: u32,
+    at: std::time::Instant,
+}
+
+impl PidMark {
+    /// After this long, the pid counter may have gone all the way round (on a machine with a
+    /// small `pid_max` forking fast): the sweep looks at every process.
+    const TRUSTED_FOR: Duration = Duration::from_secs(5);
+
+    /// The counter now; `None` where it cannot be read, or where `/proc` belongs to another
+    /// pid namespace than this process (its pids would not be comparable).
+    pub fn now() -> Option<PidMark> {
+        let own = std::fs::read_link("/proc/self").ok()?;
+        if own.to_str()?.parse::<u32>().ok()? != std::process::id() {
+            return None;
+        }
+        Some(PidMark {
+            last: last_pid()?,
+            at: std::time::Instant::now(),
+        })
+    }
+}
+
+/// The pid most recently handed out (`/proc/loadavg`'s fifth field).
+fn last_pid() -> Option<u32> {
+    let loadavg = std::fs::read_to_string("/proc/loadavg").ok()?;
+    loadavg.split_whitespace().nth(4)?.parse().ok()
+}
+
+/// Whether `pid` was handed out after `after` and up to `upto`, the counter wrapping at
+/// `pid_max` in between or not.
+fn handed_out_between(pid: u32, after: u32, upto: u32) -> bool {
+    if upto >= after {
+        pid > after && pid <= upto
+    } else {
+        pid > after || pid <= upto
+    }
+}
+
 /// Kills every process whose environment carries `TRACKING_VAR=<tracking_id>`, returning how
 /// many were signalled. Called when a job ends, so that nothing a job started outlives it.
-pub fn kill_tracked_processes(tracking_id: &str) -> usize {
+/// With the mark taken when the job started (recently enough), only processes created since
+/// are looked at; then again those created while the sweep ran, until a pass finds none.
+pub fn kill_tracked_processes(tracking_id: &str, since: Option<PidMark>) -> usize {
     let needle = format!("{TRACKING_VAR}={tracking_id}");
+    let window = since
+        .filter(|mark| mark.at.elapsed() < PidMark::TRUSTED_FOR)
+        .and_then(|mark| Some((mark.last, last_pid()?)));
+    let Some((mut after, mut upto)) = window else {
+        return sweep(&needle, |_| true);
+    };
+    let mut killed = 0;
+    for _ in 0..16 {
+        let found = sweep(&needle, |pid| handed_out_between(pid, after, upto));
+        killed += found;
+        if found == 0 {
+            break;
+        }
+        // What was killed may have forked meanwhile: the pids handed out since.
+        let Some(now) = last_pid() else { break };
+        if now == upto {
+            break;
+        }
+        (after, upto) = (upto, now);
+    }
+    killed
+}
+
+/// One pass over `/proc`: kills the processes `wanted` by pid whose environment has `needle`.
+fn sweep(needle: &str, wanted: impl Fn(u32) -> bool) -> usize {
     let own_pid = std::process::id();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0;
     };
     let mut killed = 0;
-    // One buffer and one read per process: this runs after every job, over every process of
-    // the machine. An environment larger than the buffer is read on in further reads.
+    // One buffer and one read per process. An environment larger than the buffer is read on
+    // in further reads.
     let mut environ = Vec::with_capacity(64 * 1024);
     for entry in entries.flatten() {
         let Some(pid) = entry
@@ -221,7 +293,7 @@ pub fn kill_tracked_processes(tracking_id: &str) -> usize {
         else {
             continue;
         };
-        if pid == own_pid {
+        if pid == own_pid || !wanted(pid) {
             continue;
         }
         environ.clear();
@@ -372,17 +444,15 @@ mod tests {
         assert_eq!(exit.signal, Some(Signal::SIGINT as i32));
     }
 
-    #[tokio::test]
-    async fn tracked_daemons_are_killed_at_job_end() {
-        let id = format!("test-{}", std::process::id());
+    async fn daemon_is_killed(id: &str, since: impl Fn() -> Option<PidMark>) {
         let mut spec = sh("(trap '' TERM; setsid sleep 60 </dev/null >/dev/null 2>&1 &); echo ok");
-        spec.env.push((TRACKING_VAR.into(), id.clone()));
+        spec.env.push((TRACKING_VAR.into(), id.to_owned()));
         let (exit, _) = collect(&spec).await;
         assert!(exit.success());
         // The daemon left the step's process group (setsid); only the tracking id finds it.
         let mut found = 0;
         for _ in 0..50 {
-            found = kill_tracked_processes(&id);
+            found = kill_tracked_processes(id, since());
             if found > 0 {
                 break;
             }
@@ -390,6 +460,33 @@ mod tests {
         }
         assert_eq!(found, 1);
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(kill_tracked_processes(&id), 0, "the daemon is gone");
+        assert_eq!(kill_tracked_processes(id, None), 0, "the daemon is gone");
+    }
+
+    #[tokio::test]
+    async fn tracked_daemons_are_killed_at_job_end() {
+        daemon_is_killed(&format!("test-{}", std::process::id()), || None).await;
+    }
+
+    #[tokio::test]
+    async fn the_sweep_from_a_mark_finds_what_was_started_after_it() {
+        let mark = PidMark::now().expect("this machine's /proc has the pid counter");
+        daemon_is_killed(&format!("mark-{}", std::process::id()), || Some(mark)).await;
+    }
+
+    #[test]
+    fn pids_handed_out_after_a_mark_are_recognized_across_the_wrap() {
+        assert!(handed_out_between(101, 100, 200));
+        assert!(handed_out_between(200, 100, 200));
+        assert!(!handed_out_between(100, 100, 200));
+        assert!(!handed_out_between(201, 100, 200));
+        assert!(!handed_out_between(50, 100, 200));
+        // The counter wrapped: 32000 .. pid_max, then 300 .. 20.
+        assert!(handed_out_between(32_700, 32_000, 20));
+        assert!(handed_out_between(20, 32_000, 20));
+        assert!(!handed_out_between(21, 32_000, 20));
+        assert!(!handed_out_between(31_999, 32_000, 20));
+        // Nothing handed out since.
+        assert!(!handed_out_between(100, 100, 100));
     }
 }
