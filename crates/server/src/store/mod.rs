@@ -88,14 +88,23 @@ macro_rules! write_tx {
         let mut attempt: u32 = 0;
         loop {
             let turn = db.writer_turn().await;
-            let outcome = match db.begin_write().await {
-                Ok(mut tx) => {
-                    let result: Result<_, $crate::store::StoreError> = async {
-                        let $conn: &mut sqlx::AnyConnection = &mut tx;
-                        $body
+            let outcome = match db.acquire().await {
+                Ok(mut pooled) => {
+                    let (outcome, sound) = match db.begin_write(&mut pooled).await {
+                        Ok(mut tx) => {
+                            let result: Result<_, $crate::store::StoreError> = async {
+                                let $conn: &mut sqlx::AnyConnection = &mut tx;
+                                $body
+                            }
+                            .await;
+                            db.end_write(tx, result).await
+                        }
+                        Err(error) => (Err((error, true)), true),
+                    };
+                    if !sound {
+                        pooled.close_on_drop();
                     }
-                    .await;
-                    db.end_write(tx, result).await
+                    outcome
                 }
                 Err(error) => Err((error, true)),
             };
@@ -410,32 +419,38 @@ impl Db {
 
     /// Opens a write transaction; on SQLite with `BEGIN IMMEDIATE`, which takes the write lock
     /// now (waiting up to the busy timeout) rather than at the first write.
-    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+    pub(crate) async fn begin_write<'c>(
+        &self,
+        conn: &'c mut PoolConnection<Any>,
+    ) -> Result<Transaction<'c, Any>, StoreError> {
         let begin = match self.inner.backend {
             Backend::Sqlite => "BEGIN IMMEDIATE",
             Backend::Postgres => "BEGIN",
         };
-        Ok(self.inner.pool.begin_with(begin).await?)
+        Ok(Connection::begin_with(&mut **conn, begin).await?)
     }
 
     /// Ends a write transaction: commits after `Ok`, rolls back after `Err`. A failure comes
-    /// with whether the transaction surely did not commit (so running it again is safe).
+    /// with whether the transaction surely did not commit (so running it again is safe). The
+    /// second value says whether the connection can be used again: not after a COMMIT or
+    /// ROLLBACK that failed (SQLite rolls back by itself on a full disk, and the connection
+    /// would still count the transaction as open: every later write on it would fail).
     pub(crate) async fn end_write<T>(
         &self,
-        tx: Transaction<'static, Any>,
+        tx: Transaction<'_, Any>,
         result: Result<T, StoreError>,
-    ) -> Result<T, (StoreError, bool)> {
+    ) -> (Result<T, (StoreError, bool)>, bool) {
         let value = match result {
             Ok(value) => value,
             Err(error) => {
                 // Roll back now rather than when the connection is next used, so the write lock
                 // is free before the next writer's turn.
-                let _ = tx.rollback().await;
-                return Err((error, true));
+                let sound = tx.rollback().await.is_ok();
+                return (Err((error, true)), sound);
             }
         };
         match tx.commit().await {
-            Ok(()) => Ok(value),
+            Ok(()) => (Ok(value), true),
             Err(error) => {
                 let error = StoreError::from(error);
                 // A failed COMMIT on SQLite did not commit. On PostgreSQL a lost connection
@@ -444,7 +459,7 @@ impl Db {
                     Backend::Sqlite => true,
                     Backend::Postgres => error.is_rolled_back_by_server(),
                 };
-                Err((error, retry_safe))
+                (Err((error, retry_safe)), false)
             }
         }
     }

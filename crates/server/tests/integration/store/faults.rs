@@ -3,9 +3,11 @@
 //! when it outlasts the retries the caller gets `Unavailable`, never another answer, and nothing
 //! half-done is stored.
 
-use super::fixture::{Fixture, NOW, repository};
+use super::fixture::{Fixture, NOW, agent, new_job, new_run, repository};
 use gantry_server::forge::Forge;
-use gantry_server::store::{Backend, DeliveryInsert, NewDelivery, StoreConfig, StoreError};
+use gantry_server::store::{
+    Backend, Db, DeliveryInsert, LogAppendError, NewDelivery, StoreConfig, StoreError,
+};
 use sqlx::{AnyConnection, Connection, Executor};
 use std::time::Duration;
 
@@ -158,3 +160,117 @@ store_tests!(
     a_lock_held_past_the_retries_is_unavailable_and_changes_nothing,
     dropped_connections_are_replaced_and_never_change_an_answer,
 );
+
+/// A 2 MiB tmpfs mounted on a temporary directory (root only), unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount() -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().expect("mount point");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(SmallDisk { dir })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// S3: the server's disk fills up while an agent sends its log. No chunk is acknowledged that
+/// is not stored: the store answers `Unavailable` (HTTP 503, which the agent retries) saying the
+/// disk is full, the job's log stays what was acknowledged, and once space is freed the same
+/// chunk is taken and the log is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_log_chunks_without_losing_acknowledged_ones() {
+    let Some(disk) = SmallDisk::mount() else {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    };
+    let url = format!("sqlite://{}", disk.dir.path().join("gantry.db").display());
+    let db = Db::connect_with(
+        &url,
+        StoreConfig {
+            max_retries: 1,
+            ..StoreConfig::default()
+        },
+    )
+    .await
+    .expect("open the store on the small disk");
+    let repo = repository(&db, "app").await;
+    db.insert_run_with_jobs(&new_run(&repo), &[new_job("build", &[])], &[], NOW)
+        .await
+        .expect("run");
+    let agent = agent(&db, "a", &[]).await;
+    let claimed = db
+        .claim_job(&agent.id, &[], 30_000, NOW)
+        .await
+        .expect("claim")
+        .expect("a job");
+    let (job_id, lease) = (&claimed.job.id, &claimed.lease_id);
+
+    // Fill the disk, leaving the database a little room.
+    let filler = disk.dir.path().join("filler");
+    let fill = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=64k"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("dd");
+    assert!(!fill.success(), "dd stops when the disk is full");
+
+    let chunk: Vec<u8> = (0..64 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
+    let mut acknowledged = 0u64;
+    let refusal = loop {
+        match db
+            .append_log_chunk(job_id, lease, acknowledged, &chunk)
+            .await
+        {
+            Ok(appended) => {
+                acknowledged = appended.next_offset;
+                assert!(acknowledged < 64 << 20, "the disk never filled up");
+            }
+            Err(error) => break error,
+        }
+    };
+    match &refusal {
+        LogAppendError::Store(error) => {
+            assert!(error.is_transient(), "{error}");
+            assert!(error.to_string().contains("full"), "{error}");
+        }
+        other => panic!("not a store error: {other:?}"),
+    }
+    assert_eq!(
+        db.get_job(job_id).await.expect("job").log_size,
+        acknowledged
+    );
+
+    std::fs::remove_file(&filler).expect("free the space");
+    let resent = db
+        .append_log_chunk(job_id, lease, acknowledged, &chunk)
+        .await
+        .expect("taken once there is room");
+    assert_eq!(resent.next_offset, acknowledged + chunk.len() as u64);
+    let log = db
+        .read_log(job_id, 0..resent.next_offset)
+        .await
+        .expect("read the log");
+    assert_eq!(log.len() as u64, resent.next_offset);
+    assert!(
+        log.chunks(chunk.len())
+            .all(|piece| piece == &chunk[..piece.len()])
+    );
+    db.close().await;
+    drop(disk);
+}
