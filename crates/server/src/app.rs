@@ -83,6 +83,17 @@ impl AppState {
                 path.display()
             );
         }
+        let previous = SecretKey::load_previous_from_env_or_file(
+            &config.data_dir.join(crate::secret::PREVIOUS_KEYS_FILE_NAME),
+        )
+        .with_context(|| "could not load the previous secret keys")?;
+        let mut keys = KeyRing::new(key);
+        for old in previous {
+            keys = keys
+                .with_old_key(old)
+                .with_context(|| "could not use the previous secret keys")?;
+        }
+        reseal_stored_values(&db, &keys).await?;
         let mirrors = Mirrors::new(config.data_dir.join("mirrors"));
         let http = reqwest::Client::builder()
             .user_agent(concat!("gantry/", env!("CARGO_PKG_VERSION")))
@@ -94,7 +105,7 @@ impl AppState {
                 config,
                 db,
                 mirrors,
-                keys: KeyRing::new(key),
+                keys,
                 wake: Wake::default(),
                 shutdown: CancellationToken::new(),
                 http,
@@ -104,6 +115,91 @@ impl AppState {
             origin,
         ))
     }
+}
+
+/// Opens every sealed value of the store with the key ring and seals again, with the current
+/// key, those an older key sealed (one transaction). Refuses to go on when the current key
+/// opens none of them (the wrong key), or when some were sealed with a key version that is not
+/// configured (the previous key is missing); a value that opens with none of the keys while
+/// others do is reported and left as it is.
+async fn reseal_stored_values(db: &Db, keys: &KeyRing) -> anyhow::Result<usize> {
+    use crate::secret::{SecretError, repository_field_aad, secret_aad};
+    use crate::store::SealedAt;
+    let values = db.list_sealed_values().await?;
+    let mut changes = Vec::new();
+    let mut opened = 0usize;
+    let mut unknown: std::collections::BTreeMap<u8, usize> = Default::default();
+    let mut broken = Vec::new();
+    for value in values {
+        let (aad, label) = match &value.at {
+            SealedAt::Secret {
+                repository_id,
+                name,
+                ..
+            } => (
+                secret_aad(repository_id.as_ref().map(|r| r.as_str()), name),
+                match repository_id {
+                    Some(repo) => format!("secret {name} of repository {repo}"),
+                    None => format!("global secret {name}"),
+                },
+            ),
+            SealedAt::WebhookSecret(repo) => (
+                repository_field_aad(repo.as_str(), "webhook_secret"),
+                format!("webhook secret of repository {repo}"),
+            ),
+            SealedAt::StatusToken(repo) => (
+                repository_field_aad(repo.as_str(), "status_token"),
+                format!("status token of repository {repo}"),
+            ),
+        };
+        match keys.reseal(&aad, &value.sealed) {
+            Ok(resealed) => {
+                opened += 1;
+                if let Some(new) = resealed {
+                    changes.push((value, new));
+                }
+            }
+            Err(SecretError::UnknownKeyVersion(version)) => {
+                *unknown.entry(version).or_default() += 1;
+            }
+            Err(error) => broken.push(format!("{label}: {error}")),
+        }
+    }
+    if let Some((version, count)) = unknown.iter().next() {
+        anyhow::bail!(
+            "{count} stored secret value(s) were sealed with key version {version}, which is not \
+             configured: add that key (as v{version}:KEY) to {} or to the file {} in the data \
+             directory, then start again",
+            crate::secret::PREVIOUS_KEYS_ENV,
+            crate::secret::PREVIOUS_KEYS_FILE_NAME
+        );
+    }
+    if opened == 0 && !broken.is_empty() {
+        anyhow::bail!(
+            "the secret key opens none of the {} stored secret values: it is not the key that \
+             sealed them. Set GANTRY_SECRET_KEY (or restore the key file) to that key; when \
+             rotating, the new key needs its own version (v2:KEY) and the old one goes to {}",
+            broken.len(),
+            crate::secret::PREVIOUS_KEYS_ENV
+        );
+    }
+    for problem in &broken {
+        tracing::error!("a stored secret value does not open and is left as it is: {problem}");
+    }
+    let resealed = if changes.is_empty() {
+        0
+    } else {
+        db.replace_sealed_values(&changes).await?
+    };
+    if resealed > 0 {
+        tracing::info!(
+            resealed,
+            key_version = keys.current().version(),
+            "stored secret values sealed again with the current key; the previous keys are \
+             no longer needed"
+        );
+    }
+    Ok(resealed)
 }
 
 /// Whether the store holds anything sealed with the secret key.

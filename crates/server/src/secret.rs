@@ -12,6 +12,11 @@
 //! users can read is refused. Keys rotate through a [`KeyRing`]: the current key seals, older
 //! keys (by version) still open, and [`KeyRing::reseal`] moves a value to the current key.
 //!
+//! To rotate: give the new key a new version (`GANTRY_SECRET_KEY=v2:KEY`, or that text in the
+//! key file) and the old one to `GANTRY_SECRET_KEY_PREVIOUS` or the file
+//! `secret.key.previous`; at its start the server seals every stored value again with the new
+//! key, after which the old key is no longer needed.
+//!
 //! This module must not log, print or format key bytes or plaintext; `Debug` shows neither.
 
 use base64::Engine as _;
@@ -26,6 +31,10 @@ use std::path::{Path, PathBuf};
 pub const KEY_ENV: &str = "GANTRY_SECRET_KEY";
 /// The key file's usual name in the data directory.
 pub const KEY_FILE_NAME: &str = "secret.key";
+/// The environment variable holding retired keys (key rotation).
+pub const PREVIOUS_KEYS_ENV: &str = "GANTRY_SECRET_KEY_PREVIOUS";
+/// The file of retired keys in the data directory, one per line.
+pub const PREVIOUS_KEYS_FILE_NAME: &str = "secret.key.previous";
 /// Key length in bytes.
 pub const KEY_LEN: usize = 32;
 /// Nonce length in bytes (XChaCha20).
@@ -59,7 +68,9 @@ pub enum SecretError {
     },
     #[error("key version 0 is reserved; use 1 to 255")]
     ReservedVersion,
-    #[error("two keys in the key ring have version {0}")]
+    #[error(
+        "two keys have version {0}: give the new key its own version, as in GANTRY_SECRET_KEY=v2:KEY (the old key keeps v1)"
+    )]
     DuplicateVersion(u8),
     #[error("the sealed value is {0} bytes long, too short to be a sealed value")]
     Truncated(usize),
@@ -127,12 +138,29 @@ impl SecretKey {
     /// Parses a key written as 64 hex digits or as base64 (standard or URL-safe, padded or
     /// not) of 32 bytes. Surrounding whitespace is ignored. `source_name` names where the
     /// text came from in errors; the text itself is never repeated.
+    ///
+    /// A `v<N>:` prefix (`v2:` + the key) gives the key version `N` (1 to 255; 1 without a
+    /// prefix): a new key gets a new version when keys rotate.
     pub fn parse(text: &str, source_name: &str) -> Result<SecretKey, SecretError> {
         let malformed = |reason: String| SecretError::MalformedKey {
             source_name: source_name.to_owned(),
             reason,
         };
         let text = text.trim();
+        if let Some((prefix, rest)) = text.split_once(':')
+            && let Some(digits) = prefix.strip_prefix('v')
+        {
+            let version = digits
+                .parse::<u8>()
+                .ok()
+                .filter(|v| *v > 0)
+                .ok_or_else(|| {
+                    malformed(format!(
+                        "the version before `:` is `{prefix}`; expected v1 to v255 (as in v2:KEY)"
+                    ))
+                })?;
+            return SecretKey::parse(rest, source_name)?.with_version(version);
+        }
         if text.is_empty() {
             return Err(malformed(
                 "it is empty; expected 32 bytes as 64 hex digits or base64 (generate one with `openssl rand -hex 32`)".into(),
@@ -240,6 +268,71 @@ impl SecretKey {
             KeyOrigin::File(key_file.to_owned())
         };
         Ok((key, origin))
+    }
+
+    /// Retired keys, which still open what they sealed until it is sealed again: those in
+    /// `env_value` (the value of `GANTRY_SECRET_KEY_PREVIOUS`, separated by commas or
+    /// whitespace) and those in the file `file` when it exists (one per line; empty lines and
+    /// lines starting with `#` are skipped; the same permission check as the key file).
+    pub fn load_previous(
+        env_value: Option<&str>,
+        file: &Path,
+    ) -> Result<Vec<SecretKey>, SecretError> {
+        let mut keys = Vec::new();
+        if let Some(text) = env_value {
+            let parts = text
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|part| !part.is_empty());
+            for (i, part) in parts.enumerate() {
+                keys.push(SecretKey::parse(
+                    part,
+                    &format!("{PREVIOUS_KEYS_ENV} (key {})", i + 1),
+                )?);
+            }
+        }
+        match std::fs::symlink_metadata(file) {
+            Ok(_) => {
+                check_permissions(file)?;
+                let text =
+                    std::fs::read_to_string(file).map_err(|source| SecretError::KeyFileIo {
+                        action: "read",
+                        path: file.to_owned(),
+                        source,
+                    })?;
+                for (i, line) in text.lines().enumerate() {
+                    let line = line.trim();
+                    if line.is_empty() || line.starts_with('#') {
+                        continue;
+                    }
+                    keys.push(SecretKey::parse(
+                        line,
+                        &format!("{} line {}", file.display(), i + 1),
+                    )?);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(SecretError::KeyFileIo {
+                    action: "inspect",
+                    path: file.to_owned(),
+                    source,
+                });
+            }
+        }
+        Ok(keys)
+    }
+
+    /// [`SecretKey::load_previous`] with the process environment.
+    pub fn load_previous_from_env_or_file(file: &Path) -> Result<Vec<SecretKey>, SecretError> {
+        let value = std::env::var_os(PREVIOUS_KEYS_ENV);
+        let text = match &value {
+            None => None,
+            Some(value) => Some(value.to_str().ok_or_else(|| SecretError::MalformedKey {
+                source_name: PREVIOUS_KEYS_ENV.to_owned(),
+                reason: "it is not UTF-8 text".into(),
+            })?),
+        };
+        SecretKey::load_previous(text, file)
     }
 
     /// [`SecretKey::load`] with the process environment. A `GANTRY_SECRET_KEY` that is not

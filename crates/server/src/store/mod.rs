@@ -205,7 +205,7 @@ pub use runs::{
     InvalidRunCursor, NewRun, NewRunWithJobs, Run, RunCursor, RunFilter, RunGraphUpdate,
     RunGraphUpdated, RunPage, RunStatus, RunSummary,
 };
-pub use secrets::{Secret, SecretMeta};
+pub use secrets::{SealedAt, SealedValue, Secret, SecretMeta};
 pub use tokens::{ApiRole, ApiToken, RegistrationToken, generate_token, hash_token};
 
 use sqlx::AnyConnection;

@@ -199,3 +199,116 @@ impl Db {
         })
     }
 }
+
+/// Where a sealed value is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SealedAt {
+    /// `secrets.sealed` of a secret (repository `None`: global).
+    Secret {
+        id: SecretId,
+        repository_id: Option<RepositoryId>,
+        name: String,
+    },
+    /// `repositories.webhook_secret`.
+    WebhookSecret(RepositoryId),
+    /// `repositories.status_token`.
+    StatusToken(RepositoryId),
+}
+
+/// A sealed value and where it is ([`Db::list_sealed_values`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedValue {
+    pub at: SealedAt,
+    pub sealed: Vec<u8>,
+}
+
+impl std::fmt::Debug for SealedValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedValue")
+            .field("at", &self.at)
+            .field("sealed", &format_args!("<{} bytes>", self.sealed.len()))
+            .finish()
+    }
+}
+
+impl Db {
+    /// Every sealed value of the store: secrets, webhook secrets, status tokens.
+    pub async fn list_sealed_values(&self) -> Result<Vec<SealedValue>, StoreError> {
+        read_conn!(self, "list_sealed_values", |conn| {
+            let mut values = Vec::new();
+            let rows =
+                sqlx::query("SELECT id, repository_id, name, sealed FROM secrets ORDER BY id")
+                    .fetch_all(&mut *conn)
+                    .await?;
+            for row in &rows {
+                values.push(SealedValue {
+                    at: SealedAt::Secret {
+                        id: SecretId::from(row.text("id")?),
+                        repository_id: row.opt_text("repository_id")?.map(RepositoryId::from),
+                        name: row.text("name")?,
+                    },
+                    sealed: row.bytes("sealed")?,
+                });
+            }
+            let rows = sqlx::query(
+                "SELECT id, webhook_secret, status_token FROM repositories ORDER BY id",
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            for row in &rows {
+                let id = RepositoryId::from(row.text("id")?);
+                if let Some(sealed) = row.opt_bytes("webhook_secret")? {
+                    values.push(SealedValue {
+                        at: SealedAt::WebhookSecret(id.clone()),
+                        sealed,
+                    });
+                }
+                if let Some(sealed) = row.opt_bytes("status_token")? {
+                    values.push(SealedValue {
+                        at: SealedAt::StatusToken(id),
+                        sealed,
+                    });
+                }
+            }
+            Ok(values)
+        })
+    }
+
+    /// Replaces sealed values (key rotation), all in one transaction: each `(value, new)` is
+    /// written where `value` is, if it still holds `value.sealed` (a value changed meanwhile
+    /// keeps its change). Answers how many were replaced.
+    pub async fn replace_sealed_values(
+        &self,
+        changes: &[(SealedValue, Vec<u8>)],
+    ) -> Result<usize, StoreError> {
+        write_tx!(self, "replace_sealed_values", |conn| {
+            let mut replaced = 0;
+            for (value, new) in changes {
+                let (sql, id) = match &value.at {
+                    SealedAt::Secret { id, .. } => (
+                        "UPDATE secrets SET sealed = $2 WHERE id = $1 AND sealed = $3",
+                        id.as_str(),
+                    ),
+                    SealedAt::WebhookSecret(id) => (
+                        "UPDATE repositories SET webhook_secret = $2 WHERE id = $1 \
+                         AND webhook_secret = $3",
+                        id.as_str(),
+                    ),
+                    SealedAt::StatusToken(id) => (
+                        "UPDATE repositories SET status_token = $2 WHERE id = $1 \
+                         AND status_token = $3",
+                        id.as_str(),
+                    ),
+                };
+                let done = sqlx::query(sql)
+                    .bind(id)
+                    .bind(new.as_slice())
+                    .bind(value.sealed.as_slice())
+                    .execute(&mut *conn)
+                    .await?;
+                replaced += usize::try_from(done.rows_affected()).unwrap_or(0);
+            }
+            Ok(replaced)
+        })
+    }
+}

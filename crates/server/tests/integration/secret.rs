@@ -349,3 +349,210 @@ fn nonces_do_not_repeat() {
         assert!(nonces.insert(sealed[1..1 + NONCE_LEN].to_vec()));
     }
 }
+
+/// Writes a key file (or previous-keys file) with mode 0600.
+fn write_private(path: &std::path::Path, text: &str) {
+    let _ = std::fs::remove_file(path);
+    std::fs::write(path, text).expect("write key file");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+/// A server state on `dir`, as `gantry server` opens it.
+async fn open_state(
+    dir: &std::path::Path,
+) -> anyhow::Result<std::sync::Arc<gantry_server::app::AppState>> {
+    let config = gantry_server::config::ServerConfig::new(dir);
+    let (state, _) = gantry_server::app::AppState::open(config).await?;
+    Ok(state)
+}
+
+/// Stores a repository with a sealed webhook secret and a global secret; answers the repo id.
+async fn store_sealed_values(state: &gantry_server::app::AppState) -> String {
+    use gantry_server::store::NewRepository;
+    let repo = state
+        .db
+        .insert_repository(
+            &NewRepository {
+                name: "owner/app".into(),
+                clone_url: "file:///nowhere".into(),
+                forge: gantry_server::forge::Forge::GitHub,
+                webhook_secret: None,
+                allow_unsigned: false,
+                status_url: None,
+                status_token: None,
+            },
+            1,
+        )
+        .await
+        .expect("repository");
+    let id = repo.id.to_string();
+    let hook = state
+        .keys
+        .seal(&repository_field_aad(&id, "webhook_secret"), b"hook-secret");
+    let update = gantry_server::store::RepositoryUpdate {
+        webhook_secret: Some(Some(hook)),
+        ..Default::default()
+    };
+    state
+        .db
+        .update_repository(&repo.id, &update)
+        .await
+        .expect("webhook secret");
+    let sealed = state
+        .keys
+        .seal(&secret_aad(None, "DEPLOY_TOKEN"), b"token-value");
+    state
+        .db
+        .upsert_secret(None, "DEPLOY_TOKEN", &sealed, 1)
+        .await
+        .expect("secret");
+    id
+}
+
+/// The plaintexts of the stored values, opened with the state's keys, and their key versions.
+async fn opened_values(
+    state: &gantry_server::app::AppState,
+    repo: &str,
+) -> Vec<(String, Option<u8>)> {
+    use gantry_server::store::SealedAt;
+    let mut out = Vec::new();
+    for value in state.db.list_sealed_values().await.expect("list") {
+        let aad = match &value.at {
+            SealedAt::Secret { name, .. } => secret_aad(None, name),
+            SealedAt::WebhookSecret(_) => repository_field_aad(repo, "webhook_secret"),
+            SealedAt::StatusToken(_) => repository_field_aad(repo, "status_token"),
+        };
+        let plain = state.keys.open(&aad, &value.sealed).expect("opens");
+        out.push((
+            String::from_utf8(plain).expect("utf-8"),
+            sealed_key_version(&value.sealed),
+        ));
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn keys_rotate_at_start_and_the_old_key_is_then_no_longer_needed() {
+    let dir = tempfile::tempdir().expect("data dir");
+    let state = open_state(dir.path()).await.expect("first start");
+    let repo = store_sealed_values(&state).await;
+    state.db.close().await;
+    drop(state);
+    let key_file = dir.path().join("secret.key");
+    let old = SecretKey::read_file(&key_file).expect("the created key");
+
+    // The operator rotates: a new key with version 2, the old one as a previous key.
+    let old_hex = std::fs::read(&key_file).expect("key bytes");
+    assert_eq!(old_hex.len(), 32, "the created key file holds 32 raw bytes");
+    write_private(
+        &dir.path().join("secret.key.previous"),
+        &format!("# retired 2026-12-07\n{}\n", hex::encode(&old_hex)),
+    );
+    write_private(&key_file, &format!("v2:{}\n", "ab".repeat(32)));
+    let state = open_state(dir.path())
+        .await
+        .expect("start with the new key");
+    assert_eq!(
+        opened_values(&state, &repo).await,
+        [
+            ("hook-secret".to_owned(), Some(2)),
+            ("token-value".to_owned(), Some(2))
+        ]
+    );
+    state.db.close().await;
+    drop(state);
+
+    // Without the old key: everything still opens, and nothing is sealed with it any more.
+    std::fs::remove_file(dir.path().join("secret.key.previous")).expect("retire");
+    let state = open_state(dir.path())
+        .await
+        .expect("start without the old key");
+    let values = opened_values(&state, &repo).await;
+    assert_eq!(values.len(), 2);
+    for value in state.db.list_sealed_values().await.expect("list") {
+        let aad = match &value.at {
+            gantry_server::store::SealedAt::Secret { name, .. } => secret_aad(None, name),
+            _ => repository_field_aad(&repo, "webhook_secret"),
+        };
+        assert!(
+            open(&old, &aad, &value.sealed).is_err(),
+            "the old key opens nothing"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_start_with_the_wrong_or_a_missing_key_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().expect("data dir");
+    let state = open_state(dir.path()).await.expect("first start");
+    store_sealed_values(&state).await;
+    state.db.close().await;
+    drop(state);
+    let key_file = dir.path().join("secret.key");
+    let original = std::fs::read(&key_file).expect("key bytes");
+
+    // A new key with a new version, but the old one not given.
+    write_private(&key_file, &format!("v2:{}", "cd".repeat(32)));
+    let error = format!("{:#}", open_state(dir.path()).await.err().expect("refused"));
+    assert!(
+        error.contains("sealed with key version 1, which is not configured")
+            && error.contains("GANTRY_SECRET_KEY_PREVIOUS"),
+        "{error}"
+    );
+
+    // Another key under the same version: it opens nothing.
+    write_private(&key_file, &"ef".repeat(32));
+    let error = format!("{:#}", open_state(dir.path()).await.err().expect("refused"));
+    assert!(
+        error.contains("opens none of the 2 stored secret values"),
+        "{error}"
+    );
+
+    // The same version twice.
+    write_private(&key_file, &hex::encode(&original));
+    write_private(&dir.path().join("secret.key.previous"), &"01".repeat(32));
+    let error = format!("{:#}", open_state(dir.path()).await.err().expect("refused"));
+    assert!(error.contains("two keys have version 1"), "{error}");
+    std::fs::remove_file(dir.path().join("secret.key.previous")).expect("remove");
+
+    // The key file lost: a new one would be created, and the server refuses to use it.
+    std::fs::remove_file(&key_file).expect("lose the key");
+    let error = format!("{:#}", open_state(dir.path()).await.err().expect("refused"));
+    assert!(
+        error.contains("holds sealed secrets but the key that sealed them is missing"),
+        "{error}"
+    );
+
+    // The original key back: the server starts and its values open.
+    write_private(&key_file, &hex::encode(&original));
+    open_state(dir.path())
+        .await
+        .expect("start with the right key");
+}
+
+#[test]
+fn key_versions_are_read_from_a_prefix() {
+    let key = SecretKey::parse(&format!("v7:{HEX_KEY}"), "test").expect("versioned");
+    assert_eq!(key.version(), 7);
+    assert_eq!(
+        SecretKey::parse(HEX_KEY, "test").expect("plain").version(),
+        1
+    );
+    for bad in ["v0:", "v256:", "vx:"] {
+        let error = SecretKey::parse(&format!("{bad}{HEX_KEY}"), "test")
+            .expect_err("refused")
+            .to_string();
+        assert!(error.contains("expected v1 to v255"), "{bad}: {error}");
+        assert!(!error.contains(HEX_KEY), "the key is not echoed: {error}");
+    }
+    let previous = SecretKey::load_previous(
+        Some(&format!("v2:{HEX_KEY}, {}", "11".repeat(32))),
+        std::path::Path::new("/nonexistent/secret.key.previous"),
+    )
+    .expect("two previous keys");
+    assert_eq!(
+        previous.iter().map(SecretKey::version).collect::<Vec<_>>(),
+        [2, 1]
+    );
+}
