@@ -1,9 +1,10 @@
 //! Processes killed with SIGKILL: an agent in the middle of a job (A1), the server in the middle
-//! of a run with a webhook it accepted but had not processed yet (C1, C2).
+//! of a run with a webhook it accepted but had not processed yet (C1, C2); the database
+//! dropping the server's connections during a run (S2).
 
 use super::harness::{
-    Agent, GitRepo, Server, StepProcesses, ZERO_SHA, delivery_id, jobs_of, lines_with, wait_agents,
-    wait_for,
+    Agent, GitRepo, Server, ServerOptions, StepProcesses, ZERO_SHA, delivery_id, jobs_of,
+    lines_with, wait_agents, wait_for,
 };
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -282,4 +283,105 @@ async fn a_killed_server_restarted_on_its_data_loses_no_job_log_or_accepted_webh
         .await;
     assert_eq!(later["run"]["conclusion"], "success", "{later:#}");
     assert_eq!(server.runs(&repo_id).await.len(), 2);
+}
+
+/// Two jobs, one after the other, printing numbered lines for about three seconds each.
+const STEADY: &str = r#"name: steady
+on: push
+jobs:
+  first:
+    runs-on: ubuntu-latest
+    steps:
+      - run: for i in $(seq 1 30); do echo "first $i"; sleep 0.1; done
+  second:
+    needs: first
+    runs-on: ubuntu-latest
+    steps:
+      - run: for i in $(seq 1 30); do echo "second $i"; sleep 0.1; done
+"#;
+
+/// Runs `sql` with psql against the test server's PostgreSQL.
+async fn psql(base: &str, sql: &str) -> String {
+    let out = tokio::process::Command::new("psql")
+        .args([base, "-qtAX", "-c", sql])
+        .output()
+        .await
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// S2: the database drops the server's connections again and again (a PostgreSQL restart, a
+/// failover) while a run's jobs are claimed, stream their logs and finish. The store's retries
+/// absorb it: the run succeeds, each job once (no lost agent, no retry), with every line once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_connections_dropped_during_a_run_change_no_result_and_lose_no_line() {
+    let Ok(base) = std::env::var("GANTRY_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "GANTRY_TEST_POSTGRES_URL is not set: in CI this test must run"
+        );
+        eprintln!("skipped: GANTRY_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let schema = format!("gantry_s2_{}", std::process::id());
+    psql(
+        &base,
+        &format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"),
+    )
+    .await;
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let url =
+        format!("{base}{separator}options=-c%20search_path%3D{schema}&application_name={schema}");
+    let server = Server::start_with(ServerOptions {
+        extra_args: vec!["--database-url".into(), url],
+        ..ServerOptions::default()
+    })
+    .await;
+    let steps = StepProcesses::new();
+    let _agent = Agent::start(&server, "steady", &steps, &[]);
+    wait_agents(&server, 1).await;
+    let repo = GitRepo::new("steady");
+    repo.write(".github/workflows/steady.yml", STEADY);
+    let sha = repo.commit("steady");
+    let repo_id = server.register(&repo, json!({})).await;
+    let run_id = server.push_run(&repo, &repo_id, &sha, "steady").await;
+    server.wait_log_of(&run_id, "first", "first 1\n").await;
+
+    // Every 250 ms, every connection of the server is closed by the database.
+    let kill = format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE application_name = '{schema}'"
+    );
+    let mut dropped = 0u32;
+    let detail = loop {
+        dropped += psql(&base, &kill).await.trim().parse::<u32>().unwrap_or(0);
+        let detail = server.run(&run_id).await;
+        if detail["run"]["status"] == "completed" {
+            break detail;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(dropped >= 10, "only {dropped} connections were dropped");
+    assert_eq!(detail["run"]["conclusion"], "success", "{detail:#}");
+    for key in ["first", "second"] {
+        let attempts = jobs_of(&detail, key);
+        assert_eq!(attempts.len(), 1, "{key} ran once: {detail:#}");
+        assert_eq!(attempts[0]["conclusion"], "success", "{detail:#}");
+        let log = server
+            .log(attempts[0]["id"].as_str().expect("job id"))
+            .await;
+        let expected: Vec<String> = (1..=30).map(|i| format!("{key} {i}")).collect();
+        assert_eq!(
+            lines_with(&log, &format!("{key} ")),
+            expected,
+            "{key}: {log}"
+        );
+    }
+    drop(server);
+    psql(&base, &format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await;
 }
