@@ -143,6 +143,7 @@ async fn poll_loop(ctx: &JobContext, shutdown: &Shutdown) -> Result<(), AgentErr
     let mut jobs: JoinSet<Report> = JoinSet::new();
     let mut backoff = Backoff::new(ctx.config.retry);
     let mut failure = None;
+    let mut short = false;
     while !shutdown.is_draining() {
         while let Some(done) = jobs.try_join_next() {
             log_join(done);
@@ -153,6 +154,28 @@ async fn poll_loop(ctx: &JobContext, shutdown: &Shutdown) -> Result<(), AgentErr
                 _ = shutdown.drained() => {}
             }
             continue;
+        }
+        if let Some(free) = short_of_space(&ctx.config) {
+            if !short {
+                short = true;
+                tracing::warn!(
+                    work_dir = %ctx.config.work_dir.display(),
+                    "only {} MiB free under the work directory, {} MiB needed: taking no job \
+                     until space is freed",
+                    free / (1024 * 1024),
+                    ctx.config.min_free_space / (1024 * 1024)
+                );
+            }
+            tokio::select! {
+                done = jobs.join_next(), if !jobs.is_empty() => if let Some(done) = done { log_join(done) },
+                _ = tokio::time::sleep(ctx.config.free_space_recheck) => {}
+                _ = shutdown.drained() => {}
+            }
+            continue;
+        }
+        if short {
+            short = false;
+            tracing::info!("enough space under the work directory again: taking jobs");
         }
         let body = PollRequest {
             running: u32::try_from(jobs.len()).unwrap_or(u32::MAX),
@@ -203,6 +226,17 @@ async fn poll_loop(ctx: &JobContext, shutdown: &Shutdown) -> Result<(), AgentErr
         Some(error) => Err(error),
         None => Ok(()),
     }
+}
+
+/// The bytes free under the work directory, when fewer than the configured minimum. A
+/// filesystem that cannot be asked is not held against the agent.
+fn short_of_space(config: &AgentConfig) -> Option<u64> {
+    if config.min_free_space == 0 {
+        return None;
+    }
+    let stat = nix::sys::statvfs::statvfs(&config.work_dir).ok()?;
+    let free = stat.blocks_available().saturating_mul(stat.fragment_size());
+    (free < config.min_free_space).then_some(free)
 }
 
 fn log_join(done: Result<Report, tokio::task::JoinError>) {

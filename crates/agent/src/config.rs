@@ -50,6 +50,12 @@ pub struct AgentConfig {
     /// jobs to an unreachable server before it exits anyway (the server's lease sweep then
     /// finds them).
     pub stop_report_timeout: Duration,
+    /// The agent takes no job while the filesystem of its work directory has less than this
+    /// many bytes free (0: no check): a job that would fail for want of space waits for an
+    /// agent that has it.
+    pub min_free_space: u64,
+    /// How often free space is looked at again while it is short.
+    pub free_space_recheck: Duration,
 }
 
 impl AgentConfig {
@@ -74,6 +80,8 @@ impl AgentConfig {
             stop: StopPolicy::default(),
             cancel_grace: Duration::from_secs(60),
             stop_report_timeout: Duration::from_secs(60),
+            min_free_space: 200 * 1024 * 1024,
+            free_space_recheck: Duration::from_secs(5),
         }
     }
 }

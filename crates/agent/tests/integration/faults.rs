@@ -251,7 +251,11 @@ async fn a_full_disk_under_the_work_dir_loses_log_bytes_but_never_the_job_result
         ],
     ));
     let work = disk.dir.path().join("work");
-    let agent = start_agent(&server.url(), |c| c.work_dir = work.clone());
+    let agent = start_agent(&server.url(), |c| {
+        c.work_dir = work.clone();
+        // The whole filesystem is smaller than the default minimum: this job is let in.
+        c.min_free_space = 0;
+    });
     wait_finished(&server, "job_full", Duration::from_secs(60)).await;
     let record = server.job("job_full");
     // The result is the steps' own: the flood succeeded, the write failed for lack of space.
@@ -324,5 +328,52 @@ async fn a_full_disk_under_the_work_dir_loses_log_bytes_but_never_the_job_result
     assert_eq!(String::from_utf8_lossy(&after.log), "fine\n");
     agent.shutdown.drain();
     let (result, _) = agent.join(Duration::from_secs(10)).await;
+    result.expect("drained cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_short_of_disk_space_takes_no_job_until_space_is_freed() {
+    // A7: a job that would fail for want of space waits; a tmpfs needs root (CI runs as root).
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    }
+    let disk = SmallDisk::mount().expect("root can mount a tmpfs");
+    let filler = disk.dir.path().join("filler");
+    std::fs::write(&filler, vec![7u8; 1536 * 1024]).expect("fill the disk");
+    let server = FakeServer::start(Script {
+        poll_hold: Duration::from_millis(200),
+        ..Script::default()
+    })
+    .await;
+    let repo = repo();
+    server.enqueue(assignment(
+        "job_space",
+        &repo,
+        vec![run("Hello", "echo hello")],
+    ));
+    let work = disk.dir.path().join("work");
+    let agent = start_agent(&server.url(), |c| {
+        c.work_dir = work.clone();
+        c.min_free_space = 1024 * 1024;
+        c.free_space_recheck = Duration::from_millis(100);
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        server.calls("poll").is_empty(),
+        "the agent asked for work with less than 1 MiB free"
+    );
+    assert!(server.job("job_space").finishes.is_empty());
+
+    std::fs::remove_file(&filler).expect("free the space");
+    wait_finished(&server, "job_space", Duration::from_secs(20)).await;
+    let record = server.job("job_space");
+    assert_eq!(record.finishes[0].conclusion, Conclusion::Success);
+    assert_eq!(
+        step_logs(&record),
+        [("Hello".to_owned(), "hello\n".to_owned())]
+    );
+    agent.shutdown.drain();
+    let (result, _) = agent.join(Duration::from_secs(5)).await;
     result.expect("drained cleanly");
 }

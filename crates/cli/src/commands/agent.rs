@@ -67,6 +67,10 @@ pub struct AgentArgs {
     /// Seconds a cancelled job may go on (`always()` steps) before it is stopped at once.
     #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
     pub cancel_grace: f64,
+    /// Take no job while the work directory's filesystem has less than this many MiB free
+    /// (0: no check); the agent says so in its log and takes jobs again once space is freed.
+    #[arg(long, default_value_t = 200, value_name = "MIB")]
+    pub min_free_mib: u64,
 }
 
 pub fn cmd_agent(args: AgentArgs) -> Result<(), CommandError> {
@@ -118,6 +122,7 @@ fn build_config(args: AgentArgs) -> Result<AgentConfig, CommandError> {
             .collect()
     };
     config.concurrency = usize::try_from(args.concurrency).unwrap_or(1);
+    config.min_free_space = args.min_free_mib.saturating_mul(1024 * 1024);
     config.name = args
         .name
         .or_else(hostname)
