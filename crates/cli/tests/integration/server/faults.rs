@@ -385,3 +385,112 @@ async fn database_connections_dropped_during_a_run_change_no_result_and_lose_no_
     drop(server);
     psql(&base, &format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await;
 }
+
+/// Prints 300 numbered lines over about three seconds.
+const STREAM: &str = r#"name: stream
+on: push
+jobs:
+  stream:
+    runs-on: ubuntu-latest
+    steps:
+      - run: for i in $(seq 1 300); do echo "stream $i ........................................"; sleep 0.01; done
+"#;
+
+/// A tmpfs of `mib` MiB mounted on a temporary directory (root only), unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(mib: u32) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().expect("mount point");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(SmallDisk { dir })
+    }
+
+    /// Fills what is left with a file; answers its path.
+    fn fill(&self) -> std::path::PathBuf {
+        let filler = self.dir.path().join("filler");
+        let _ = std::process::Command::new("dd")
+            .args(["if=/dev/zero", "bs=16k"])
+            .arg(format!("of={}", filler.display()))
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("dd");
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// S3: the server's database disk fills up while a job streams its log. The writes it cannot
+/// store are refused as unavailable (never acknowledged); the agent keeps the bytes and sends
+/// them again; once space is freed the job ends as its step did, its log whole, every line once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_database_disk_delays_a_job_but_loses_no_line_and_changes_no_result() {
+    let Some(disk) = SmallDisk::mount(8) else {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    };
+    let database = format!("sqlite://{}", disk.dir.path().join("gantry.db").display());
+    let server = Server::start_with(ServerOptions {
+        lease_seconds: 20.0,
+        extra_args: vec!["--database-url".into(), database],
+        ..ServerOptions::default()
+    })
+    .await;
+    let steps = StepProcesses::new();
+    let _agent = Agent::start(&server, "stream", &steps, &[]);
+    wait_agents(&server, 1).await;
+    let repo = GitRepo::new("stream");
+    repo.write(".github/workflows/stream.yml", STREAM);
+    let sha = repo.commit("stream");
+    let repo_id = server.register(&repo, json!({})).await;
+    let run_id = server.push_run(&repo, &repo_id, &sha, "stream").await;
+    let job = server.wait_log_of(&run_id, "stream", "stream 10 ").await;
+    let job_id = job["id"].as_str().expect("job id").to_owned();
+
+    // The disk is full for four seconds while the step prints: longer than the store's own
+    // retries, so the agent's requests are refused and sent again.
+    let filler = disk.fill();
+    let stored_then = server.job(&job_id).await["job"]["log_size"].clone();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let stored_while_full = server.job(&job_id).await["job"]["log_size"].clone();
+    std::fs::remove_file(&filler).expect("free the space");
+
+    let detail = server
+        .wait_run_completed(&run_id, Duration::from_secs(60))
+        .await;
+    assert_eq!(detail["run"]["conclusion"], "success", "{detail:#}");
+    let attempts = jobs_of(&detail, "stream");
+    assert_eq!(attempts.len(), 1, "{detail:#}");
+    let log = server.log(&job_id).await;
+    let expected: Vec<String> = (1..=300)
+        .map(|i| format!("stream {i} ........................................"))
+        .collect();
+    assert_eq!(lines_with(&log, "stream "), expected);
+    // Nothing could be stored while the disk was full (the log did not grow).
+    assert_eq!(
+        stored_then, stored_while_full,
+        "the log grew on a full disk"
+    );
+    let stderr = server.stderr();
+    assert!(
+        stderr.contains("database or disk is full"),
+        "the server never found its disk full: {stderr}"
+    );
+    drop(server);
+    drop(disk);
+}
