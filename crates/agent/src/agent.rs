@@ -54,6 +54,13 @@ impl Agent {
         if shutdown.is_draining() {
             tracing::info!("agent stopping");
         }
+        if !matches!(result, Err(AgentError::CredentialRefused { .. })) {
+            // The server shows the agent offline now rather than after its silence; a server
+            // that does not answer at once finds out that way.
+            if let Err(error) = client.sign_off(std::time::Duration::from_secs(2)).await {
+                tracing::debug!("could not tell the server the agent is stopping: {error}");
+            }
+        }
         result
     }
 }

@@ -127,6 +127,12 @@ impl Client {
         decode(response).await.map(Some)
     }
 
+    /// `POST /api/agent/offline`: the agent is stopping. One try, within `timeout`.
+    pub async fn sign_off(&self, timeout: std::time::Duration) -> Result<(), ClientError> {
+        let request = self.authed(self.http.post(self.url(&["offline"])));
+        self.send(request, timeout).await.map(drop)
+    }
+
     /// `POST /api/agent/jobs/{id}/heartbeat`.
     pub async fn heartbeat(
         &self,

@@ -34,6 +34,7 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/agent/register", post(register))
         .route("/api/agent/poll", post(poll))
+        .route("/api/agent/offline", post(offline))
         .route("/api/agent/jobs/{id}/heartbeat", post(heartbeat))
         .route("/api/agent/jobs/{id}/logs", post(append_logs))
         .route("/api/agent/jobs/{id}/events", post(append_events))
@@ -197,6 +198,21 @@ async fn poll(
             _ = state.shutdown.cancelled() => return Ok(StatusCode::NO_CONTENT.into_response()),
         }
     }
+}
+
+/// An agent stopping (drained, or stopped): shown as offline at once instead of after its
+/// silence. Its next poll, after a restart, shows it again.
+async fn offline(
+    State(state): State<Arc<AppState>>,
+    AuthAgent(agent): AuthAgent,
+) -> Result<StatusCode, ApiError> {
+    state
+        .db
+        .touch_agent(&agent.id, AgentStatus::Offline, now_ms())
+        .await
+        .map_err(store_error)?;
+    tracing::info!(agent = %agent.id, name = %agent.name, "agent signed off");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// What the agent gets for a claimed job: the spec with the run's numbers, the secrets its

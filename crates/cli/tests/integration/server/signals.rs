@@ -85,6 +85,14 @@ async fn sigterm_lets_the_running_job_finish_and_report_then_the_agent_exits_cle
     .await;
     let code = agent.wait_exit(Duration::from_secs(20)).await;
     assert_eq!(code, Some(0), "a drained agent exits 0");
+    // It signed off: the server shows it offline at once, not after its silence.
+    let agents = server.get("/api/v1/agents").await;
+    let drainer = agents["agents"]
+        .as_array()
+        .and_then(|list| list.iter().find(|a| a["name"] == "drainer"))
+        .cloned()
+        .expect("the agent is listed");
+    assert_eq!(drainer["status"], "offline", "{drainer:#}");
 
     // The job was not interrupted: it printed its last line and succeeded, and it was reported
     // before the agent exited.
