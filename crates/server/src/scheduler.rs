@@ -129,19 +129,24 @@ pub async fn advance_runs(state: &AppState) -> Result<(), StoreError> {
 /// Feeds a run's graph what happened since its last step and stores the outcome.
 pub async fn advance_run(state: &AppState, run_id: &RunId) -> Result<(), StoreError> {
     for _ in 0..5 {
-        let run = state.db.get_run(run_id).await?;
-        let jobs = state.db.list_job_progress(run_id).await?;
-        let mut unapplied: Vec<&JobProgress> = jobs
-            .iter()
-            .filter(|j| j.status == JobStatus::Completed && !j.graph_applied)
-            .collect();
-        unapplied.sort_by_key(|j| (j.finished_ms, j.id.as_str().to_owned()));
-        let cached = state.graphs.take(run_id, run.graph_version);
-        let loaded = match cached.map(Ok).unwrap_or_else(|| run_state::load(&run)) {
-            Ok(loaded) => loaded,
-            Err(message) => {
-                tracing::error!(run = %run.id, %message, "cannot rebuild the run graph");
-                return fail_broken_run(state, &run, &jobs, message).await;
+        // The run's head and its unapplied results are enough while its graph is cached; the
+        // whole run (its documents) and all its jobs are read only when they are needed.
+        let run = state.db.get_run_head(run_id).await?;
+        let mut unapplied = state.db.list_unapplied_progress(run_id).await?;
+        unapplied
+            .sort_by(|a, b| (a.finished_ms, a.id.as_str()).cmp(&(b.finished_ms, b.id.as_str())));
+        let loaded = match state.graphs.take(run_id, run.graph_version) {
+            Some(loaded) => loaded,
+            None => {
+                let full = state.db.get_run(run_id).await?;
+                match run_state::load(&full) {
+                    Ok(loaded) => loaded,
+                    Err(message) => {
+                        tracing::error!(run = %run.id, %message, "cannot rebuild the run graph");
+                        let jobs = state.db.list_job_progress(run_id).await?;
+                        return fail_broken_run(state, &full, &jobs, message).await;
+                    }
+                }
             }
         };
         let already_cancelled = loaded.doc.journal.contains(&GraphInput::CancelRun);
@@ -181,6 +186,11 @@ pub async fn advance_run(state: &AppState, run_id: &RunId) -> Result<(), StoreEr
         }
         let effects = run_state::effects(actions, &state.config, &workflows);
         doc.notes.extend(effects.notes);
+        let jobs = if effects.cancel.is_empty() {
+            Vec::new()
+        } else {
+            state.db.list_job_progress(run_id).await?
+        };
         let cancel_jobs = effects
             .cancel
             .iter()
@@ -193,7 +203,9 @@ pub async fn advance_run(state: &AppState, run_id: &RunId) -> Result<(), StoreEr
             .collect();
         let finished = graph.is_finished();
         let conclusion = if finished { graph.conclusion() } else { None };
-        let started = jobs.iter().any(|j| j.started_ms.is_some());
+        // A claim marks its run in progress in the same transaction as the job's start.
+        let started =
+            run.status == RunStatus::InProgress || unapplied.iter().any(|j| j.started_ms.is_some());
         let status = if finished {
             RunStatus::Completed
         } else if started {

@@ -616,6 +616,22 @@ impl Db {
         .await
     }
 
+    /// [`Db::list_job_progress`] of the completed jobs whose result the run graph has not taken
+    /// in yet ([`Db::list_unapplied_jobs`], for one run).
+    pub async fn list_unapplied_progress(
+        &self,
+        run_id: &RunId,
+    ) -> Result<Vec<JobProgress>, StoreError> {
+        self.select_run_jobs_where(
+            "list_unapplied_progress",
+            PROGRESS_COLUMNS,
+            decode_progress,
+            run_id,
+            "AND status = 'completed' AND graph_applied = 0",
+        )
+        .await
+    }
+
     /// `columns` of every job of a run, every attempt, in creation order.
     async fn select_run_jobs<T>(
         &self,
@@ -624,9 +640,22 @@ impl Db {
         decode_row: fn(&AnyRow) -> Result<T, StoreError>,
         run_id: &RunId,
     ) -> Result<Vec<T>, StoreError> {
+        self.select_run_jobs_where(op, columns, decode_row, run_id, "")
+            .await
+    }
+
+    /// [`Db::select_run_jobs`] of the jobs matching `and` (SQL text, no parameters).
+    async fn select_run_jobs_where<T>(
+        &self,
+        op: &'static str,
+        columns: &str,
+        decode_row: fn(&AnyRow) -> Result<T, StoreError>,
+        run_id: &RunId,
+        and: &'static str,
+    ) -> Result<Vec<T>, StoreError> {
         read_conn!(self, op, |conn| {
             let sql = sqlx::AssertSqlSafe(format!(
-                "SELECT {columns} FROM jobs WHERE run_id = $1 \
+                "SELECT {columns} FROM jobs WHERE run_id = $1 {and} \
                  ORDER BY created_ms, key, leg, attempt"
             ));
             let rows = sqlx::query(sql)

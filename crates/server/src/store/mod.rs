@@ -203,7 +203,7 @@ pub use outbox::{NewStatus, OutboxStatus};
 pub use repositories::{NewRepository, Repository, RepositoryUpdate};
 pub use runs::{
     InvalidRunCursor, NewRun, NewRunWithJobs, Run, RunCursor, RunFilter, RunGraphUpdate,
-    RunGraphUpdated, RunPage, RunStatus, RunSummary,
+    RunGraphUpdated, RunHead, RunPage, RunStatus, RunSummary,
 };
 pub use secrets::{SealedAt, SealedValue, Secret, SecretMeta};
 pub use tokens::{ApiRole, ApiToken, RegistrationToken, generate_token, hash_token};

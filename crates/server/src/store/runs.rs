@@ -107,6 +107,16 @@ pub struct RunSummary {
     pub finished_ms: Option<i64>,
 }
 
+/// What the scheduler looks at first when it advances a run ([`Db::get_run_head`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunHead {
+    pub id: RunId,
+    pub workflow_name: String,
+    pub status: RunStatus,
+    pub graph_version: i64,
+    pub cancel_requested: bool,
+}
+
 /// A run to insert. Its number, id and times are assigned by the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewRun {
@@ -431,6 +441,27 @@ impl Db {
                 .fetch_optional(&mut *conn)
                 .await?;
             row.as_ref().map(decode).transpose()
+        })
+    }
+
+    /// A run's status and graph version, without its JSON documents. `NotFound` when absent.
+    pub async fn get_run_head(&self, id: &RunId) -> Result<RunHead, StoreError> {
+        read_conn!(self, "get_run_head", |conn| {
+            let row = sqlx::query(
+                "SELECT id, workflow_name, status, graph_version, cancel_requested \
+                 FROM runs WHERE id = $1",
+            )
+            .bind(id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| StoreError::not_found("run", id))?;
+            Ok(RunHead {
+                id: RunId::from(row.text("id")?),
+                workflow_name: row.text("workflow_name")?,
+                status: row.text("status")?.parse()?,
+                graph_version: row.int("graph_version")?,
+                cancel_requested: row.flag("cancel_requested")?,
+            })
         })
     }
 
