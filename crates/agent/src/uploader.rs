@@ -131,6 +131,15 @@ impl Uploader {
     /// (or refused), or when the lease is gone.
     pub async fn stream(&mut self) {
         let mut backoff = Backoff::new(self.retry);
+        // What the job's start produces gathers too: a job shorter than the linger is
+        // reported with its result, in one request.
+        if !self.control.is_ended() && !self.linger.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(self.linger) => {}
+                _ = self.control.ended() => {}
+                _ = self.control.gone() => return,
+            }
+        }
         loop {
             if self.control.is_gone() {
                 return;
