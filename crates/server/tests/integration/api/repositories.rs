@@ -105,6 +105,17 @@ async fn secrets_are_sealed_for_the_repository_and_never_returned() {
         .send(delivery("another-secret", "d-2"))
         .await
         .expect(StatusCode::UNAUTHORIZED);
+
+    // S2: with the database gone (closed here), a delivery is not acknowledged: 503, so the
+    // forge knows it was not taken, never a 2xx for something not stored.
+    server.state.db.close().await;
+    let answer = server.send(delivery(WEBHOOK_SECRET, "d-3")).await;
+    answer.expect(StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        answer.body.contains("temporarily unavailable"),
+        "{}",
+        answer.body
+    );
 }
 
 #[tokio::test]
