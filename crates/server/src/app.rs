@@ -4,7 +4,7 @@
 use crate::config::ServerConfig;
 use crate::mirror::Mirrors;
 use crate::secret::{KeyOrigin, KeyRing, SecretKey};
-use crate::store::{Db, StoreConfig};
+use crate::store::{Db, SealedAt, SealedValue, StoreConfig};
 use anyhow::Context as _;
 use axum::Router;
 use std::sync::Arc;
@@ -72,8 +72,9 @@ impl AppState {
                     redact(&config.database_url)
                 )
             })?;
+        let sealed = db.list_sealed_values().await?;
         if let KeyOrigin::Created(path) = &origin
-            && holds_sealed_values(&db).await?
+            && !sealed.is_empty()
         {
             anyhow::bail!(
                 "the database holds sealed secrets but the key that sealed them is missing: a new \
@@ -93,7 +94,7 @@ impl AppState {
                 .with_old_key(old)
                 .with_context(|| "could not use the previous secret keys")?;
         }
-        reseal_stored_values(&db, &keys).await?;
+        reseal_stored_values(&db, &keys, sealed).await?;
         let mirrors = Mirrors::new(config.data_dir.join("mirrors"));
         let http = reqwest::Client::builder()
             .user_agent(concat!("gantry/", env!("CARGO_PKG_VERSION")))
@@ -122,36 +123,18 @@ impl AppState {
 /// opens none of them (the wrong key), or when some were sealed with a key version that is not
 /// configured (the previous key is missing); a value that opens with none of the keys while
 /// others do is reported and left as it is.
-async fn reseal_stored_values(db: &Db, keys: &KeyRing) -> anyhow::Result<usize> {
-    use crate::secret::{SecretError, repository_field_aad, secret_aad};
-    use crate::store::SealedAt;
-    let values = db.list_sealed_values().await?;
+async fn reseal_stored_values(
+    db: &Db,
+    keys: &KeyRing,
+    values: Vec<SealedValue>,
+) -> anyhow::Result<usize> {
+    use crate::secret::{SecretError, sealed_aad};
     let mut changes = Vec::new();
     let mut opened = 0usize;
     let mut unknown: std::collections::BTreeMap<u8, usize> = Default::default();
     let mut broken = Vec::new();
     for value in values {
-        let (aad, label) = match &value.at {
-            SealedAt::Secret {
-                repository_id,
-                name,
-                ..
-            } => (
-                secret_aad(repository_id.as_ref().map(|r| r.as_str()), name),
-                match repository_id {
-                    Some(repo) => format!("secret {name} of repository {repo}"),
-                    None => format!("global secret {name}"),
-                },
-            ),
-            SealedAt::WebhookSecret(repo) => (
-                repository_field_aad(repo.as_str(), "webhook_secret"),
-                format!("webhook secret of repository {repo}"),
-            ),
-            SealedAt::StatusToken(repo) => (
-                repository_field_aad(repo.as_str(), "status_token"),
-                format!("status token of repository {repo}"),
-            ),
-        };
+        let aad = sealed_aad(&value.at);
         match keys.reseal(&aad, &value.sealed) {
             Ok(resealed) => {
                 opened += 1;
@@ -162,7 +145,7 @@ async fn reseal_stored_values(db: &Db, keys: &KeyRing) -> anyhow::Result<usize> 
             Err(SecretError::UnknownKeyVersion(version)) => {
                 *unknown.entry(version).or_default() += 1;
             }
-            Err(error) => broken.push(format!("{label}: {error}")),
+            Err(error) => broken.push(format!("{}: {error}", sealed_label(&value.at))),
         }
     }
     if let Some((version, count)) = unknown.iter().next() {
@@ -202,20 +185,18 @@ async fn reseal_stored_values(db: &Db, keys: &KeyRing) -> anyhow::Result<usize> 
     Ok(resealed)
 }
 
-/// Whether the store holds anything sealed with the secret key.
-async fn holds_sealed_values(db: &Db) -> anyhow::Result<bool> {
-    if !db.list_secrets(None).await?.is_empty() {
-        return Ok(true);
+/// Names a sealed value in messages.
+fn sealed_label(at: &SealedAt) -> String {
+    match at {
+        SealedAt::Secret {
+            repository_id: Some(repo),
+            name,
+            ..
+        } => format!("secret {name} of repository {repo}"),
+        SealedAt::Secret { name, .. } => format!("global secret {name}"),
+        SealedAt::WebhookSecret(repo) => format!("webhook secret of repository {repo}"),
+        SealedAt::StatusToken(repo) => format!("status token of repository {repo}"),
     }
-    for repo in db.list_repositories().await? {
-        if repo.webhook_secret.is_some()
-            || repo.status_token.is_some()
-            || !db.list_secrets(Some(&repo.id)).await?.is_empty()
-        {
-            return Ok(true);
-        }
-    }
-    Ok(false)
 }
 
 /// The whole HTTP surface.

@@ -446,6 +446,20 @@ pub fn repository_field_aad(repository_id: &str, column: &str) -> Vec<u8> {
     aad
 }
 
+/// The associated data of the sealed value stored at `at`.
+pub fn sealed_aad(at: &crate::store::SealedAt) -> Vec<u8> {
+    use crate::store::SealedAt;
+    match at {
+        SealedAt::Secret {
+            repository_id,
+            name,
+            ..
+        } => secret_aad(repository_id.as_ref().map(|r| r.as_str()), name),
+        SealedAt::WebhookSecret(repo) => repository_field_aad(repo.as_str(), "webhook_secret"),
+        SealedAt::StatusToken(repo) => repository_field_aad(repo.as_str(), "status_token"),
+    }
+}
+
 /// Seals `plaintext` under `key`, bound to `aad`, with a fresh random nonce.
 pub fn seal(key: &SecretKey, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
     let mut nonce = [0u8; NONCE_LEN];

@@ -10,7 +10,7 @@
 
 use super::column::{RowExt, conclusion_str, flag, from_json, reason_json, size, to_json};
 use super::events::{NewJobEvent, Step, store_events};
-use super::logs::{LogSizes, store_chunk};
+use super::logs::{LogSizes, store_chunk, store_log_sizes};
 use super::{
     AgentId, Backend, Db, FinishError, JobId, LeaseId, LogAppendError, RepositoryId, RunId,
     StoreError,
@@ -424,21 +424,6 @@ pub(crate) async fn insert_job_row(
 }
 
 /// The lease-related state of a job, read (and on PostgreSQL row-locked) inside a write.
-async fn store_log_sizes(
-    conn: &mut AnyConnection,
-    job_id: &JobId,
-    sizes: LogSizes,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE jobs SET log_size = $2, log_stored = $3, log_truncated = $4 WHERE id = $1")
-        .bind(job_id.as_str())
-        .bind(size(sizes.size))
-        .bind(size(sizes.stored))
-        .bind(flag(sizes.truncated))
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
 /// What an agent sends along with a job's result ([`Db::finish_job_with`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FinalReport {

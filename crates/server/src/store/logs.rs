@@ -118,28 +118,20 @@ pub(crate) struct LogSizes {
     pub truncated: bool,
 }
 
-/// The inside of [`Db::append_log_chunk`], under a current lease.
-async fn append(
+/// Writes a job's log sizes to its row.
+pub(crate) async fn store_log_sizes(
     conn: &mut AnyConnection,
     job_id: &JobId,
-    job: LeasedJob,
-    offset: u64,
-    bytes: &[u8],
-    cap: u64,
-) -> Result<Result<LogAppended, LogAppendError>, StoreError> {
-    let appended = store_chunk(conn, job_id, job, offset, bytes, cap).await?;
-    if let Ok((_, Some(sizes))) = &appended {
-        sqlx::query(
-            "UPDATE jobs SET log_size = $2, log_stored = $3, log_truncated = $4 WHERE id = $1",
-        )
+    sizes: LogSizes,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE jobs SET log_size = $2, log_stored = $3, log_truncated = $4 WHERE id = $1")
         .bind(job_id.as_str())
         .bind(size(sizes.size))
         .bind(size(sizes.stored))
         .bind(flag(sizes.truncated))
         .execute(&mut *conn)
         .await?;
-    }
-    Ok(appended.map(|(answer, _)| answer))
+    Ok(())
 }
 
 /// Stores what is new in a chunk and answers the new sizes, when they changed, for the caller
@@ -230,7 +222,11 @@ impl Db {
     ) -> Result<LogAppended, LogAppendError> {
         let cap = self.config().log_cap_bytes;
         let outcome = lease_tx!(self, "append_log_chunk", job_id, lease_id, |conn, job| {
-            append(conn, job_id, job, offset, bytes, cap).await
+            let appended = store_chunk(conn, job_id, job, offset, bytes, cap).await?;
+            if let Ok((_, Some(sizes))) = &appended {
+                store_log_sizes(conn, job_id, *sizes).await?;
+            }
+            Ok(appended.map(|(answer, _)| answer))
         })?;
         match outcome {
             Some(result) => result,

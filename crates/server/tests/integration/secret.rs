@@ -3,7 +3,7 @@
 
 use gantry_server::secret::{
     KEY_ENV, KeyOrigin, KeyRing, MIN_SEALED_LEN, NONCE_LEN, SecretError, SecretKey, open,
-    repository_field_aad, seal, sealed_key_version, secret_aad,
+    repository_field_aad, seal, sealed_aad, sealed_key_version, secret_aad,
 };
 use std::os::unix::fs::PermissionsExt;
 
@@ -366,8 +366,8 @@ async fn open_state(
     Ok(state)
 }
 
-/// Stores a repository with a sealed webhook secret and a global secret; answers the repo id.
-async fn store_sealed_values(state: &gantry_server::app::AppState) -> String {
+/// Stores a repository with a sealed webhook secret and a global secret.
+async fn store_sealed_values(state: &gantry_server::app::AppState) {
     use gantry_server::store::NewRepository;
     let repo = state
         .db
@@ -406,23 +406,16 @@ async fn store_sealed_values(state: &gantry_server::app::AppState) -> String {
         .upsert_secret(None, "DEPLOY_TOKEN", &sealed, 1)
         .await
         .expect("secret");
-    id
 }
 
 /// The plaintexts of the stored values, opened with the state's keys, and their key versions.
-async fn opened_values(
-    state: &gantry_server::app::AppState,
-    repo: &str,
-) -> Vec<(String, Option<u8>)> {
-    use gantry_server::store::SealedAt;
+async fn opened_values(state: &gantry_server::app::AppState) -> Vec<(String, Option<u8>)> {
     let mut out = Vec::new();
     for value in state.db.list_sealed_values().await.expect("list") {
-        let aad = match &value.at {
-            SealedAt::Secret { name, .. } => secret_aad(None, name),
-            SealedAt::WebhookSecret(_) => repository_field_aad(repo, "webhook_secret"),
-            SealedAt::StatusToken(_) => repository_field_aad(repo, "status_token"),
-        };
-        let plain = state.keys.open(&aad, &value.sealed).expect("opens");
+        let plain = state
+            .keys
+            .open(&sealed_aad(&value.at), &value.sealed)
+            .expect("opens");
         out.push((
             String::from_utf8(plain).expect("utf-8"),
             sealed_key_version(&value.sealed),
@@ -436,7 +429,7 @@ async fn opened_values(
 async fn keys_rotate_at_start_and_the_old_key_is_then_no_longer_needed() {
     let dir = tempfile::tempdir().expect("data dir");
     let state = open_state(dir.path()).await.expect("first start");
-    let repo = store_sealed_values(&state).await;
+    store_sealed_values(&state).await;
     state.db.close().await;
     drop(state);
     let key_file = dir.path().join("secret.key");
@@ -454,7 +447,7 @@ async fn keys_rotate_at_start_and_the_old_key_is_then_no_longer_needed() {
         .await
         .expect("start with the new key");
     assert_eq!(
-        opened_values(&state, &repo).await,
+        opened_values(&state).await,
         [
             ("hook-secret".to_owned(), Some(2)),
             ("token-value".to_owned(), Some(2))
@@ -468,15 +461,11 @@ async fn keys_rotate_at_start_and_the_old_key_is_then_no_longer_needed() {
     let state = open_state(dir.path())
         .await
         .expect("start without the old key");
-    let values = opened_values(&state, &repo).await;
+    let values = opened_values(&state).await;
     assert_eq!(values.len(), 2);
     for value in state.db.list_sealed_values().await.expect("list") {
-        let aad = match &value.at {
-            gantry_server::store::SealedAt::Secret { name, .. } => secret_aad(None, name),
-            _ => repository_field_aad(&repo, "webhook_secret"),
-        };
         assert!(
-            open(&old, &aad, &value.sealed).is_err(),
+            open(&old, &sealed_aad(&value.at), &value.sealed).is_err(),
             "the old key opens nothing"
         );
     }

@@ -3,7 +3,7 @@
 //! when it outlasts the retries the caller gets `Unavailable`, never another answer, and nothing
 //! half-done is stored.
 
-use super::fixture::{Fixture, NOW, agent, new_job, new_run, repository};
+use super::fixture::{Fixture, NOW, claimed_job, repository};
 use gantry_server::forge::Forge;
 use gantry_server::store::{
     Backend, Db, DeliveryInsert, LogAppendError, NewDelivery, StoreConfig, StoreError,
@@ -208,16 +208,7 @@ async fn a_full_disk_refuses_log_chunks_without_losing_acknowledged_ones() {
     )
     .await
     .expect("open the store on the small disk");
-    let repo = repository(&db, "app").await;
-    db.insert_run_with_jobs(&new_run(&repo), &[new_job("build", &[])], &[], NOW)
-        .await
-        .expect("run");
-    let agent = agent(&db, "a", &[]).await;
-    let claimed = db
-        .claim_job(&agent.id, &[], 30_000, NOW)
-        .await
-        .expect("claim")
-        .expect("a job");
+    let claimed = claimed_job(&db, "build").await;
     let (job_id, lease) = (&claimed.job.id, &claimed.lease_id);
 
     // Fill the disk, leaving the database a little room.

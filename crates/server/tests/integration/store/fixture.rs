@@ -216,3 +216,16 @@ pub async fn agent(db: &Db, name: &str, labels: &[&str]) -> Agent {
     .await
     .expect("insert an agent")
 }
+
+/// A run of one job `key` in a new repository `owner/<key>`, claimed by a new agent `key`.
+pub async fn claimed_job(db: &Db, key: &str) -> gantry_server::store::ClaimedJob {
+    let repo = repository(db, key).await;
+    db.insert_run_with_jobs(&new_run(&repo), &[new_job(key, &[])], &[], NOW)
+        .await
+        .expect("run");
+    let agent = agent(db, key, &[]).await;
+    db.claim_job(&agent.id, &[], 30_000, NOW)
+        .await
+        .expect("claim")
+        .expect("a job")
+}

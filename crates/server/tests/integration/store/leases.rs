@@ -1,7 +1,7 @@
 //! Leases: heartbeats, stale leases refused, expiry (agent lost) and the next attempt, finish
 //! idempotence, cancellation seen by the agent (A1, C4, S2).
 
-use super::fixture::{Fixture, NOW, agent, new_job, new_run, repository};
+use super::fixture::{Fixture, NOW, agent, claimed_job, new_job, new_run, repository};
 use gantry_protocol::{Conclusion, FailureReason};
 use gantry_server::store::{
     CancelTarget, ClaimedJob, Db, FinalReport, FinishError, FinishOutcome, JobFinish, JobStatus,
@@ -21,18 +21,6 @@ pub async fn finish_successfully(db: &Db, claimed: &ClaimedJob) -> FinishOutcome
     db.finish_job(&claimed.job.id, &claimed.lease_id, &finish, NOW + 500)
         .await
         .expect("finish")
-}
-
-async fn claimed_job(db: &Db, key: &str) -> ClaimedJob {
-    let repo = repository(db, key).await;
-    db.insert_run_with_jobs(&new_run(&repo), &[new_job(key, &[])], &[], NOW)
-        .await
-        .expect("run");
-    let agent = agent(db, key, &[]).await;
-    db.claim_job(&agent.id, &[], 30_000, NOW)
-        .await
-        .expect("claim")
-        .expect("a job")
 }
 
 async fn a_heartbeat_extends_the_lease_and_a_stale_lease_is_refused(fx: Fixture) {

@@ -1,28 +1,16 @@
 //! Job logs: appended by offset, idempotent, gaps and mismatches refused, capped with a marker
 //! (A3, B3, S4).
 
-use super::fixture::{Fixture, NOW, agent, new_job, new_run, repository};
+use super::fixture::{Fixture, NOW, claimed_job};
 use gantry_protocol::Conclusion;
 use gantry_server::store::{
-    ClaimedJob, Db, FinishOutcome, JobFinish, LogAppendError, StoreConfig, TRUNCATION_MARKER,
+    FinishOutcome, JobFinish, LogAppendError, StoreConfig, TRUNCATION_MARKER,
 };
 use indexmap::IndexMap;
 
-async fn claimed_job(db: &Db) -> ClaimedJob {
-    let repo = repository(db, "app").await;
-    db.insert_run_with_jobs(&new_run(&repo), &[new_job("build", &[])], &[], NOW)
-        .await
-        .expect("run");
-    let agent = agent(db, "a", &[]).await;
-    db.claim_job(&agent.id, &[], 30_000, NOW)
-        .await
-        .expect("claim")
-        .expect("a job")
-}
-
 async fn a_resent_chunk_is_accepted_without_storing_it_twice(fx: Fixture) {
     let db = fx.db().await;
-    let claimed = claimed_job(&db).await;
+    let claimed = claimed_job(&db, "build").await;
     let (job_id, lease) = (&claimed.job.id, &claimed.lease_id);
     let first = db
         .append_log_chunk(job_id, lease, 0, b"hello ")
@@ -77,7 +65,7 @@ async fn a_resent_chunk_is_accepted_without_storing_it_twice(fx: Fixture) {
 
 async fn a_gap_is_refused_with_the_expected_offset(fx: Fixture) {
     let db = fx.db().await;
-    let claimed = claimed_job(&db).await;
+    let claimed = claimed_job(&db, "build").await;
     let (job_id, lease) = (&claimed.job.id, &claimed.lease_id);
     db.append_log_chunk(job_id, lease, 0, b"abc")
         .await
@@ -92,7 +80,7 @@ async fn a_gap_is_refused_with_the_expected_offset(fx: Fixture) {
 
 async fn a_chunk_that_contradicts_the_stored_log_is_refused(fx: Fixture) {
     let db = fx.db().await;
-    let claimed = claimed_job(&db).await;
+    let claimed = claimed_job(&db, "build").await;
     let (job_id, lease) = (&claimed.job.id, &claimed.lease_id);
     db.append_log_chunk(job_id, lease, 0, b"abcdef")
         .await
@@ -112,7 +100,7 @@ async fn a_log_past_the_cap_ends_with_one_marker_and_the_job_still_finishes(fx: 
         ..StoreConfig::default()
     };
     let db = fx.db_with(config).await;
-    let claimed = claimed_job(&db).await;
+    let claimed = claimed_job(&db, "build").await;
     let (job_id, lease) = (&claimed.job.id, &claimed.lease_id);
     let below = db
         .append_log_chunk(job_id, lease, 0, b"0123456")
@@ -172,7 +160,7 @@ async fn a_log_past_the_cap_ends_with_one_marker_and_the_job_still_finishes(fx: 
 
 async fn binary_log_bytes_come_back_unchanged(fx: Fixture) {
     let db = fx.db().await;
-    let claimed = claimed_job(&db).await;
+    let claimed = claimed_job(&db, "build").await;
     let (job_id, lease) = (&claimed.job.id, &claimed.lease_id);
     let bytes: Vec<u8> = (0..=255u8).chain(0..=255u8).collect();
     let mut offset = 0;
