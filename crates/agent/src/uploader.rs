@@ -145,7 +145,7 @@ impl Uploader {
                 return;
             }
             let ended = self.control.is_ended();
-            if ended && self.final_report().is_some() {
+            if ended && self.rest_fits() {
                 // What is left goes with the result.
                 return;
             }
@@ -262,33 +262,53 @@ impl Uploader {
     /// What the finish request can carry besides the result: the log bytes and events not
     /// acknowledged yet, when they are few enough for one request and the log's end is UTF-8
     /// text. `None`: they go in their own requests first.
-    fn final_report(&self) -> Option<FinalReport> {
-        if self.separate {
+    fn final_report(&mut self) -> Option<FinalReport> {
+        if !self.rest_fits() {
             return None;
         }
         let mut report = FinalReport::default();
-        let size = self.spool.size();
-        if self.log_refused.is_none() && self.acked < size {
-            let pending = usize::try_from(size - self.acked).ok()?;
-            if pending > TAIL_MAX {
-                return None;
+        let pending = self.pending_log();
+        if pending > 0 {
+            let bytes = self.spool.read_chunk(self.acked, pending);
+            match bytes
+                .ok()
+                .filter(|b| b.len() == pending)
+                .map(String::from_utf8)
+            {
+                Some(Ok(text)) => {
+                    report.log_tail = Some(LogTail {
+                        offset: self.acked,
+                        text,
+                    });
+                }
+                // Not whole, or not text at its start (a chunk accepted in part can end
+                // inside a character): the usual requests carry it.
+                _ => {
+                    self.separate = true;
+                    return None;
+                }
             }
-            let bytes = self.spool.read_chunk(self.acked, pending).ok()?;
-            if bytes.len() != pending {
-                return None;
-            }
-            report.log_tail = Some(LogTail {
-                offset: self.acked,
-                text: String::from_utf8(bytes).ok()?,
-            });
         }
         if self.events_refused.is_none() {
-            if self.events.len() > self.events_batch {
-                return None;
-            }
             report.events = self.events.batch(self.events_batch);
         }
         Some(report)
+    }
+
+    /// Whether what is not acknowledged yet is small enough to go with the result, by its
+    /// sizes ([`Uploader::final_report`] then reads it).
+    fn rest_fits(&self) -> bool {
+        !self.separate
+            && self.pending_log() <= TAIL_MAX
+            && (self.events_refused.is_some() || self.events.len() <= self.events_batch)
+    }
+
+    /// Log bytes written and not acknowledged (0 once the log was refused).
+    fn pending_log(&self) -> usize {
+        if self.log_refused.is_some() {
+            return 0;
+        }
+        usize::try_from(self.spool.size().saturating_sub(self.acked)).unwrap_or(usize::MAX)
     }
 
     /// The log size the finish request states: the whole spool, unless the server refused
