@@ -5,6 +5,7 @@ use crate::proxy::Proxy;
 use crate::reporting::{COUNT_SCRIPT, counted_lines};
 use crate::{assignment, repo, run, start_agent, step_logs, wait_finished, wait_step_started};
 use gantry_protocol::Conclusion;
+use gantry_test_support::SmallDisk;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -191,43 +192,13 @@ async fn a_refused_log_never_holds_back_the_result() {
     result.expect("drained cleanly");
 }
 
-/// A 2 MiB tmpfs mounted on a temporary directory, unmounted when dropped.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    /// `None` when this process may not mount (not root).
-    fn mount() -> Option<SmallDisk> {
-        let dir = tempfile::tempdir().expect("mount point");
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        mounted.then_some(SmallDisk { dir })
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_under_the_work_dir_loses_log_bytes_but_never_the_job_result() {
     // A7: the agent's work directory fills up while a step prints. This needs a small
     // filesystem: a tmpfs, which only root can mount (CI runs as root).
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: mounting a small tmpfs needs root");
+    let Some(disk) = SmallDisk::mount(2) else {
         return;
-    }
-    let disk = SmallDisk::mount().expect("root can mount a tmpfs");
+    };
     let server = FakeServer::start(Script {
         poll_hold: Duration::from_millis(200),
         ..Script::default()
@@ -250,7 +221,7 @@ async fn a_full_disk_under_the_work_dir_loses_log_bytes_but_never_the_job_result
             ),
         ],
     ));
-    let work = disk.dir.path().join("work");
+    let work = disk.path().join("work");
     let agent = start_agent(&server.url(), |c| {
         c.work_dir = work.clone();
         // The whole filesystem is smaller than the default minimum: this job is let in.
@@ -334,12 +305,10 @@ async fn a_full_disk_under_the_work_dir_loses_log_bytes_but_never_the_job_result
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_short_of_disk_space_takes_no_job_until_space_is_freed() {
     // A7: a job that would fail for want of space waits; a tmpfs needs root (CI runs as root).
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: mounting a small tmpfs needs root");
+    let Some(disk) = SmallDisk::mount(2) else {
         return;
-    }
-    let disk = SmallDisk::mount().expect("root can mount a tmpfs");
-    let filler = disk.dir.path().join("filler");
+    };
+    let filler = disk.path().join("filler");
     std::fs::write(&filler, vec![7u8; 1536 * 1024]).expect("fill the disk");
     let server = FakeServer::start(Script {
         poll_hold: Duration::from_millis(200),
@@ -352,7 +321,7 @@ async fn an_agent_short_of_disk_space_takes_no_job_until_space_is_freed() {
         &repo,
         vec![run("Hello", "echo hello")],
     ));
-    let work = disk.dir.path().join("work");
+    let work = disk.path().join("work");
     let agent = start_agent(&server.url(), |c| {
         c.work_dir = work.clone();
         c.min_free_space = 1024 * 1024;

@@ -6,6 +6,7 @@ use super::harness::{
     Agent, GitRepo, Server, ServerOptions, StepProcesses, ZERO_SHA, delivery_id, jobs_of,
     lines_with, wait_agents, wait_for,
 };
+use gantry_test_support::SmallDisk;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -37,11 +38,7 @@ async fn the_job_of_a_killed_agent_is_lost_at_lease_expiry_and_retried_on_anothe
     ];
     wait_agents(&server, 2).await;
 
-    let repo = GitRepo::new("lost");
-    repo.write(".github/workflows/lost.yml", LOST);
-    let sha = repo.commit("lost");
-    let repo_id = server.register(&repo, json!({})).await;
-    let run_id = server.push_run(&repo, &repo_id, &sha, "lost").await;
+    let run_id = server.run_workflow("lost", LOST).await;
 
     // Attempt 1 is running and its marker is stored: its agent is killed.
     let first = server.wait_log_of(&run_id, "slow", "out marker\n").await;
@@ -345,11 +342,7 @@ async fn database_connections_dropped_during_a_run_change_no_result_and_lose_no_
     let steps = StepProcesses::new();
     let _agent = Agent::start(&server, "steady", &steps, &[]);
     wait_agents(&server, 1).await;
-    let repo = GitRepo::new("steady");
-    repo.write(".github/workflows/steady.yml", STEADY);
-    let sha = repo.commit("steady");
-    let repo_id = server.register(&repo, json!({})).await;
-    let run_id = server.push_run(&repo, &repo_id, &sha, "steady").await;
+    let run_id = server.run_workflow("steady", STEADY).await;
     server.wait_log_of(&run_id, "first", "first 1\n").await;
 
     // Every 250 ms, every connection of the server is closed by the database.
@@ -396,55 +389,15 @@ jobs:
       - run: for i in $(seq 1 300); do echo "stream $i ........................................"; sleep 0.01; done
 "#;
 
-/// A tmpfs of `mib` MiB mounted on a temporary directory (root only), unmounted when dropped.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn mount(mib: u32) -> Option<SmallDisk> {
-        let dir = tempfile::tempdir().expect("mount point");
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
-            .arg(dir.path())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        mounted.then_some(SmallDisk { dir })
-    }
-
-    /// Fills what is left with a file; answers its path.
-    fn fill(&self) -> std::path::PathBuf {
-        let filler = self.dir.path().join("filler");
-        let _ = std::process::Command::new("dd")
-            .args(["if=/dev/zero", "bs=16k"])
-            .arg(format!("of={}", filler.display()))
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("dd");
-        filler
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
 /// S3: the server's database disk fills up while a job streams its log. The writes it cannot
 /// store are refused as unavailable (never acknowledged); the agent keeps the bytes and sends
 /// them again; once space is freed the job ends as its step did, its log whole, every line once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_database_disk_delays_a_job_but_loses_no_line_and_changes_no_result() {
     let Some(disk) = SmallDisk::mount(8) else {
-        eprintln!("skipped: mounting a small tmpfs needs root");
         return;
     };
-    let database = format!("sqlite://{}", disk.dir.path().join("gantry.db").display());
+    let database = format!("sqlite://{}", disk.path().join("gantry.db").display());
     let server = Server::start_with(ServerOptions {
         lease_seconds: 20.0,
         extra_args: vec!["--database-url".into(), database],
@@ -454,11 +407,7 @@ async fn a_full_database_disk_delays_a_job_but_loses_no_line_and_changes_no_resu
     let steps = StepProcesses::new();
     let _agent = Agent::start(&server, "stream", &steps, &[]);
     wait_agents(&server, 1).await;
-    let repo = GitRepo::new("stream");
-    repo.write(".github/workflows/stream.yml", STREAM);
-    let sha = repo.commit("stream");
-    let repo_id = server.register(&repo, json!({})).await;
-    let run_id = server.push_run(&repo, &repo_id, &sha, "stream").await;
+    let run_id = server.run_workflow("stream", STREAM).await;
     let job = server.wait_log_of(&run_id, "stream", "stream 10 ").await;
     let job_id = job["id"].as_str().expect("job id").to_owned();
 

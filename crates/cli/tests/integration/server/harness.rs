@@ -515,6 +515,16 @@ impl Server {
         run["id"].as_str().expect("run id").to_owned()
     }
 
+    /// A new repository `name` holding `workflow` as `.github/workflows/<name>.yml`,
+    /// registered and pushed; its run's id.
+    pub async fn run_workflow(&self, name: &str, workflow: &str) -> String {
+        let repo = GitRepo::new(name);
+        repo.write(&format!(".github/workflows/{name}.yml"), workflow);
+        let sha = repo.commit(name);
+        let repo_id = self.register(&repo, serde_json::json!({})).await;
+        self.push_run(&repo, &repo_id, &sha, name).await
+    }
+
     /// Waits until the stored log of the first job `key` of run `run_id` holds `text`; that
     /// job.
     pub async fn wait_log_of(&self, run_id: &str, key: &str, text: &str) -> Value {

@@ -2,9 +2,7 @@
 //! finishes and is reported, then the agent exits 0), SIGQUIT cancels the running job, reports
 //! it, exits, and the server tries the job again on another agent.
 
-use super::harness::{
-    Agent, GitRepo, Server, StepProcesses, jobs_of, process_alive, wait_agents, wait_for,
-};
+use super::harness::{Agent, Server, StepProcesses, jobs_of, process_alive, wait_agents, wait_for};
 use serde_json::json;
 use std::time::Duration;
 
@@ -41,11 +39,7 @@ jobs:
 
 /// Pushes `workflow` and waits until the log of its only job holds `begin`; the run id.
 async fn push_and_wait_for_begin(server: &Server, name: &str, workflow: &str) -> String {
-    let repo = GitRepo::new(name);
-    repo.write(&format!(".github/workflows/{name}.yml"), workflow);
-    let sha = repo.commit(name);
-    let repo_id = server.register(&repo, json!({})).await;
-    let run_id = server.push_run(&repo, &repo_id, &sha, name).await;
+    let run_id = server.run_workflow(name, workflow).await;
     server.wait_log_of(&run_id, "work", "begin\n").await;
     run_id
 }

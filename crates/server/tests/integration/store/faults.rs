@@ -8,6 +8,7 @@ use gantry_server::forge::Forge;
 use gantry_server::store::{
     Backend, Db, DeliveryInsert, LogAppendError, NewDelivery, StoreConfig, StoreError,
 };
+use gantry_test_support::SmallDisk;
 use sqlx::{AnyConnection, Connection, Executor};
 use std::time::Duration;
 
@@ -161,44 +162,16 @@ store_tests!(
     dropped_connections_are_replaced_and_never_change_an_answer,
 );
 
-/// A 2 MiB tmpfs mounted on a temporary directory (root only), unmounted when dropped.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn mount() -> Option<SmallDisk> {
-        let dir = tempfile::tempdir().expect("mount point");
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-            .arg(dir.path())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        mounted.then_some(SmallDisk { dir })
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
-
 /// S3: the server's disk fills up while an agent sends its log. No chunk is acknowledged that
 /// is not stored: the store answers `Unavailable` (HTTP 503, which the agent retries) saying the
 /// disk is full, the job's log stays what was acknowledged, and once space is freed the same
 /// chunk is taken and the log is whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_log_chunks_without_losing_acknowledged_ones() {
-    let Some(disk) = SmallDisk::mount() else {
-        eprintln!("skipped: mounting a small tmpfs needs root");
+    let Some(disk) = SmallDisk::mount(2) else {
         return;
     };
-    let url = format!("sqlite://{}", disk.dir.path().join("gantry.db").display());
+    let url = format!("sqlite://{}", disk.path().join("gantry.db").display());
     let db = Db::connect_with(
         &url,
         StoreConfig {
@@ -211,15 +184,7 @@ async fn a_full_disk_refuses_log_chunks_without_losing_acknowledged_ones() {
     let claimed = claimed_job(&db, "build").await;
     let (job_id, lease) = (&claimed.job.id, &claimed.lease_id);
 
-    // Fill the disk, leaving the database a little room.
-    let filler = disk.dir.path().join("filler");
-    let fill = std::process::Command::new("dd")
-        .args(["if=/dev/zero", "bs=64k"])
-        .arg(format!("of={}", filler.display()))
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("dd");
-    assert!(!fill.success(), "dd stops when the disk is full");
+    let filler = disk.fill();
 
     let chunk: Vec<u8> = (0..64 * 1024).map(|i| b'a' + (i % 26) as u8).collect();
     let mut acknowledged = 0u64;
